@@ -1,0 +1,12 @@
+"""notos: data-first LLM alignment."""
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # Lazy: `import notos` stays fast for the CLI; the engine loads on first use.
+    if name in ("load_run", "run", "Pipeline", "step", "global_step", "source", "load_data", "from_rows"):
+        import notos.pipeline as pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(name)

@@ -1,0 +1,119 @@
+"""The `notos` command line. Every user error is one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from notos.errors import NotosError
+
+app = typer.Typer(
+    help="notos: build preference data with AI feedback, curate it, train with DPO, evaluate.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+RECIPES = Path(__file__).parent / "recipes"
+
+
+def resolve_pipeline(spec: str) -> Path:
+    """A YAML path, or the name of a shipped recipe (`quickstart`)."""
+    path = Path(spec)
+    if path.exists() or path.suffix in (".yaml", ".yml"):
+        return path
+    shipped = RECIPES / f"{spec}.yaml"
+    if shipped.exists():
+        return shipped
+    names = ", ".join(sorted(p.stem for p in RECIPES.glob("*.yaml")))
+    raise NotosError(f"pipeline '{spec}': no such file and no shipped recipe of that name (recipes: {names})")
+
+
+@app.command()
+def run(
+    pipeline: str = typer.Argument(..., help="Pipeline YAML file, or a shipped recipe name (see `notos recipes`)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Run folder (default: runs/<pipeline name>). Rerun on the same folder to resume."),
+    input: Path = typer.Option(None, "--input", "-i", help="Replace the pipeline's source data with this JSONL / Parquet / CSV file."),
+    limit: int = typer.Option(None, "--limit", "-n", min=1, help="Read at most this many rows from the source."),
+    set_: list[str] = typer.Option([], "--set", "-s", help="Override an option: step.option=value (repeatable)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate the pipeline and print it; run nothing."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show per-step progress bars."),
+):
+    """Run a pipeline, or resume it: committed batches are skipped, changed steps rerun."""
+    from notos.pipeline import run as run_pipeline
+    from notos.pipeline.yaml_io import load_pipeline
+    from notos.report.console import print_plan, print_run_summary
+
+    path = resolve_pipeline(pipeline)
+    if input is not None and not input.exists():
+        raise NotosError(f"--input {input}: no such file")
+    pipe, _config = load_pipeline(path, set_, str(input) if input else None)
+    columns = pipe.validate()
+    if dry_run:
+        print_plan(pipe, columns)
+        return
+    out_dir = out or Path("runs") / pipe.name
+    result = run_pipeline(pipe, out_dir, limit=limit, progress=progress)
+    print_run_summary(result)
+
+
+@app.command()
+def recipes():
+    """List the recipes shipped with notos."""
+    import yaml
+
+    for path in sorted(RECIPES.glob("*.yaml")):
+        description = (yaml.safe_load(path.read_text()) or {}).get("description", "")
+        typer.echo(f"{path.stem:<16} {description.strip().splitlines()[0] if description else ''}")
+
+
+@app.command()
+def show(run_dir: Path = typer.Argument(..., help="A run folder.")):
+    """Print a run's status, per-step stats and where its data is."""
+    from notos.report.console import print_run_folder
+
+    print_run_folder(run_dir)
+
+
+def _cli_exceptions():
+    """(usage errors, exit, abort) of the click that typer uses (typer >= 0.20 vendors one)."""
+    try:
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+        from typer.exceptions import Abort, Exit
+    except ImportError:
+        from click.exceptions import Abort, ClickException, Exit, NoArgsIsHelpError
+    return ClickException, Exit, Abort, NoArgsIsHelpError
+
+
+def main(argv: list[str] | None = None) -> int:
+    usage_error, exit_, abort, no_args = _cli_exceptions()
+    try:
+        app(args=argv, standalone_mode=False)
+    except NotosError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except no_args as exc:
+        exc.show()
+        return 2
+    except usage_error as exc:
+        command = exc.ctx.command_path if getattr(exc, "ctx", None) else "notos"
+        print(f"error: {exc.format_message()} (see: {command} --help)", file=sys.stderr)
+        return 2
+    except exit_ as exc:
+        return getattr(exc, "exit_code", 0)
+    except abort:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted: committed batches are kept; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a bug: say so in one line, traceback on request
+        if os.environ.get("NOTOS_DEBUG"):
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc} (set NOTOS_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

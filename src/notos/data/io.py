@@ -1,0 +1,250 @@
+"""Read and write rows as JSONL, Parquet, CSV or Hugging Face `datasets`.
+
+Readers stream batches of plain dicts so a pipeline's memory stays flat whatever the file
+size. Every failure a user can cause becomes a one-line `DataError` naming the file.
+"""
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from notos.errors import DataError
+
+FORMATS = ("jsonl", "parquet", "csv", "hf", "hub")
+_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv"}
+HUB_PREFIX = "hf://"
+
+
+def detect_format(path: str) -> str:
+    if str(path).startswith(HUB_PREFIX):
+        return "hub"
+    p = Path(path)
+    if p.is_dir():
+        if (p / "dataset_info.json").exists() or (p / "dataset_dict.json").exists() or (p / "state.json").exists():
+            return "hf"
+        if any(p.glob("*.parquet")):
+            return "parquet"
+        raise DataError(f"{path}: folder is neither a saved Hugging Face dataset nor a folder of Parquet files")
+    fmt = _SUFFIXES.get(p.suffix.lower())
+    if fmt is None:
+        raise DataError(f"{path}: unknown file type '{p.suffix or '(none)'}' (use .jsonl, .json, .parquet, .csv or a saved dataset folder)")
+    return fmt
+
+
+def _check_file(path: str) -> None:
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{path}: no such file")
+    if p.is_file() and p.stat().st_size == 0:
+        raise DataError(f"{path}: file is empty (no rows)")
+
+
+def iter_batches(path: str, batch_size: int = 1000, split: str | None = None) -> Iterator[list[dict]]:
+    """Yield lists of row dicts from a file, at most `batch_size` each."""
+    fmt = detect_format(path)
+    if fmt == "hub":
+        yield from _iter_hub(path[len(HUB_PREFIX):], batch_size, split)
+        return
+    _check_file(path)
+    if fmt == "jsonl":
+        yield from _iter_jsonl(path, batch_size)
+    elif fmt == "json":
+        yield from _chunks(_read_json_array(path), batch_size)
+    elif fmt == "parquet":
+        yield from _iter_parquet(path, batch_size)
+    elif fmt == "csv":
+        yield from _iter_csv(path, batch_size)
+    else:
+        yield from _iter_saved_dataset(path, batch_size, split)
+
+
+def read_rows(path: str, split: str | None = None) -> list[dict]:
+    """All rows of a file as dicts (for small files: benchmark prompts, seeds, configs)."""
+    return [row for batch in iter_batches(path, 10_000, split) for row in batch]
+
+
+def count_rows(path: str) -> int | None:
+    """Row count without reading the data where the format allows (for progress bars)."""
+    try:
+        fmt = detect_format(path)
+        if fmt == "parquet":
+            files = sorted(Path(path).glob("*.parquet")) if Path(path).is_dir() else [Path(path)]
+            return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        if fmt == "jsonl":
+            with open(path, "rb") as fh:
+                return sum(1 for line in fh if line.strip())
+    except (OSError, pa.ArrowException, DataError):
+        return None
+    return None
+
+
+def _chunks(rows: list[dict], size: int) -> Iterator[list[dict]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _iter_jsonl(path: str, batch_size: int) -> Iterator[list[dict]]:
+    batch: list[dict] = []
+    seen_any = False
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError(f"{path}: line {number} is not valid UTF-8") from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}: line {number} is not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}: line {number} is a JSON {type(row).__name__}, expected an object")
+            seen_any = True
+            batch.append(row)
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+    if not seen_any:
+        raise DataError(f"{path}: no rows (only blank lines)")
+
+
+def _read_json_array(path: str) -> list[dict]:
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not valid UTF-8") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        # A .json file may also be JSON lines.
+        if "\n" in text.strip():
+            return [row for batch in _iter_jsonl(path, 10_000) for row in batch]
+        raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise DataError(f"{path}: expected a JSON array of objects")
+    if not data:
+        raise DataError(f"{path}: no rows (empty array)")
+    return data
+
+
+def _iter_parquet(path: str, batch_size: int) -> Iterator[list[dict]]:
+    files = sorted(Path(path).glob("*.parquet")) if Path(path).is_dir() else [Path(path)]
+    for file in files:
+        try:
+            reader = pq.ParquetFile(file)
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"{file}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+        for record_batch in reader.iter_batches(batch_size=batch_size):
+            yield record_batch.to_pylist()
+
+
+def _iter_csv(path: str, batch_size: int) -> Iterator[list[dict]]:
+    import pyarrow.csv as pacsv
+
+    delimiter = "\t" if path.lower().endswith(".tsv") else ","
+    try:
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=1 << 20),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+        )
+        batch: list[dict] = []
+        for record_batch in reader:
+            batch.extend(record_batch.to_pylist())
+            while len(batch) >= batch_size:
+                yield batch[:batch_size]
+                batch = batch[batch_size:]
+        if batch:
+            yield batch
+    except pa.ArrowInvalid as exc:
+        message = str(exc).splitlines()[0]
+        if "UTF8" in message or "utf8" in message.lower():
+            raise DataError(f"{path}: not valid UTF-8 ({message})") from None
+        raise DataError(f"{path}: malformed CSV ({message})") from None
+
+
+def _iter_saved_dataset(path: str, batch_size: int, split: str | None) -> Iterator[list[dict]]:
+    import datasets
+
+    try:
+        data = datasets.load_from_disk(path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise DataError(f"{path}: not a saved dataset ({exc})") from None
+    yield from _iter_dataset(data, path, batch_size, split)
+
+
+def _iter_hub(name: str, batch_size: int, split: str | None) -> Iterator[list[dict]]:
+    """Stream a dataset from the Hugging Face Hub (`hf://owner/name[:config]`)."""
+    import datasets
+
+    config = None
+    if ":" in name:
+        name, config = name.split(":", 1)
+    try:
+        data = datasets.load_dataset(name, config, split=split or "train", streaming=True)
+    except Exception as exc:  # the hub raises many types; all mean "could not load it"
+        raise DataError(f"hf://{name}: could not load from the Hugging Face Hub ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    batch: list[dict] = []
+    for row in data:
+        batch.append(row)
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _iter_dataset(data, path: str, batch_size: int, split: str | None) -> Iterator[list[dict]]:
+    import datasets
+
+    if isinstance(data, datasets.DatasetDict):
+        if split is None:
+            if len(data) != 1:
+                raise DataError(f"{path}: dataset has splits {', '.join(data)}; choose one with split=")
+            split = next(iter(data))
+        if split not in data:
+            raise DataError(f"{path}: no split '{split}' (splits: {', '.join(data)})")
+        data = data[split]
+    arrow = data.with_format("arrow")
+    for start in range(0, len(data), batch_size):
+        yield arrow[start : start + batch_size].to_pylist()
+
+
+def write_rows(path: str, rows: list[dict] | pa.Table) -> Path:
+    """Write rows atomically (temp file, fsync, rename) as JSONL, Parquet, CSV or a saved dataset.
+
+    A path ending in `/` or without a known suffix is written as a saved `datasets` folder.
+    """
+    table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fmt = _SUFFIXES.get(target.suffix.lower(), "hf")
+    if fmt == "hf":
+        import datasets
+
+        datasets.Dataset(table).save_to_disk(str(target))
+        return target
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    if fmt == "parquet":
+        pq.write_table(table, tmp)
+    elif fmt == "csv":
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, tmp)
+    else:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for row in table.to_pylist():
+                fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+    return target

@@ -1,0 +1,28 @@
+"""The pipeline engine: steps, graph, resume planning, store and executors."""
+
+from notos.pipeline.columns import drop_columns, filter_rows, group_columns, keep_columns, rename_columns
+from notos.pipeline.decorators import global_step, source, step
+from notos.pipeline.executors import LocalExecutor, RunResult
+from notos.pipeline.graph import Pipeline
+from notos.pipeline.results import load_run
+from notos.pipeline.routing import sample_n
+from notos.pipeline.sources import from_rows, load_data
+from notos.pipeline.step import Step
+from notos.pipeline.yaml_io import build_pipeline, load_pipeline, to_config, to_yaml
+
+
+def run(pipeline: Pipeline, out_dir, *, limit: int | None = None, progress: bool = True, executor=None) -> RunResult:
+    """Run (or resume) a pipeline into `out_dir`."""
+    from notos.pipeline.store import redact
+
+    import yaml
+
+    config_yaml = yaml.safe_dump(redact(to_config(pipeline)), sort_keys=False, allow_unicode=True)
+    return (executor or LocalExecutor()).run(pipeline, out_dir, limit=limit, config_yaml=config_yaml, progress=progress)
+
+
+__all__ = [
+    "LocalExecutor", "Pipeline", "RunResult", "Step", "build_pipeline", "drop_columns", "filter_rows", "from_rows",
+    "global_step", "group_columns", "keep_columns", "load_data", "load_pipeline", "load_run", "rename_columns", "run",
+    "sample_n", "source", "step", "to_config", "to_yaml",
+]

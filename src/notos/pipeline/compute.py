@@ -1,0 +1,153 @@
+"""Apply one step to one batch, isolating failures to the rows that caused them.
+
+Shared by every executor. A failed row is kept, with `_error` set to "step: reason"; later
+steps pass it through untouched, so it lands in the output with its reason and is counted.
+A step may report token usage by returning a `_tokens` integer in a row; it is summed into
+the step's stats and removed from the row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from dataclasses import dataclass
+
+from notos.errors import NotosError
+from notos.pipeline.step import Step
+
+MAX_REASON = 500
+
+
+def failure_reason(step_name: str, exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    reason = f"{step_name}: {type(exc).__name__}" + (f": {text}" if text else "")
+    return reason[:MAX_REASON]
+
+
+@dataclass
+class BatchResult:
+    rows: list[dict]
+    failed: int = 0  # rows that failed in this step
+    tokens: int = 0
+
+
+def _merge_row(step: Step, row: dict, result, failures: list) -> list[dict]:
+    """Per-row result -> output rows: dict adds columns, list expands, None drops."""
+    if result is None:
+        return []
+    if isinstance(result, dict):
+        return [{**row, **result}]
+    if isinstance(result, list) and all(isinstance(r, dict) for r in result):
+        return [{**row, **r, "row_id": f"{row['row_id']}.{i}"} for i, r in enumerate(result)]
+    failures.append(row)
+    return [{**row, "_error": f"{step.name}: returned {type(result).__name__}, expected a dict, a list of dicts or None"}]
+
+
+def apply_sync(step_fn, per_row: bool, step_name: str, rows: list[dict], options: dict) -> list[dict]:
+    """Run a sync step over live rows (also the body of thread/process workers)."""
+    fn = _resolve(step_fn)
+    fake = Step(name=step_name, kind="map", fn=fn)
+    if per_row:
+        out: list[dict] = []
+        for row in rows:
+            try:
+                out.extend(_merge_row(fake, row, fn(row, **options), []))
+            except Exception as exc:  # noqa: BLE001 - one row's failure must not void the batch
+                out.append({**row, "_error": failure_reason(step_name, exc)})
+        return out
+    try:
+        return _check_batch_output(step_name, fn(rows, **options))
+    except NotosError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        if len(rows) == 1:
+            return [{**rows[0], "_error": failure_reason(step_name, exc)}]
+        # Find the rows that fail by running them one at a time; the rest go on.
+        return [r for row in rows for r in apply_sync(fn, False, step_name, [row], options)]
+
+
+def _resolve(step_fn):
+    """Process workers get a 'module:function' reference instead of a decorated function."""
+    if isinstance(step_fn, str):
+        module, _, name = step_fn.partition(":")
+        target = importlib.import_module(module)
+        for part in name.split("."):
+            target = getattr(target, part)
+        return getattr(target, "fn", target)
+    return step_fn
+
+
+def _check_batch_output(step_name: str, rows) -> list[dict]:
+    if not isinstance(rows, list):
+        raise NotosError(f"step '{step_name}' returned {type(rows).__name__}; a batch step must return a list of rows")
+    for row in rows:
+        if not isinstance(row, dict) or "row_id" not in row:
+            raise NotosError(f"step '{step_name}' returned a row without 'row_id'; batch steps must keep each row's id")
+    return rows
+
+
+async def apply_async(step: Step, rows: list[dict]) -> list[dict]:
+    if step.per_row:
+        gate = asyncio.Semaphore(step.row_concurrency)
+
+        async def one(row):
+            async with gate:
+                try:
+                    return _merge_row(step, row, await step.fn(row, **step.options), [])
+                except Exception as exc:  # noqa: BLE001
+                    return [{**row, "_error": failure_reason(step.name, exc)}]
+
+        results = await asyncio.gather(*(one(r) for r in rows))
+        return [r for group in results for r in group]
+    try:
+        return _check_batch_output(step.name, await step.fn(rows, **step.options))
+    except NotosError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        if len(rows) == 1:
+            return [{**rows[0], "_error": failure_reason(step.name, exc)}]
+        results = await asyncio.gather(*(apply_async(step, [row]) for row in rows))
+        return [r for group in results for r in group]
+
+
+async def compute_batch(step: Step, rows: list[dict], pools: dict) -> BatchResult:
+    """Run a map step on a batch: failed rows pass through, live rows go to the function."""
+    live = [r for r in rows if not r.get("_error")]
+    passed = [r for r in rows if r.get("_error")]
+    if not live:
+        out = []
+    elif step.is_async:
+        out = await apply_async(step, live)
+    elif step.workers == "inline":
+        out = apply_sync(step.fn, step.per_row, step.name, live, step.options)
+    else:
+        loop = asyncio.get_running_loop()
+        fn = step.ref if (step.workers == "process" and step.ref) else step.fn
+        out = await loop.run_in_executor(pools[step.workers], apply_sync, fn, step.per_row, step.name, live, step.options)
+    tokens = 0
+    failed = 0
+    for row in out:
+        used = row.pop("_tokens", None)
+        if isinstance(used, int):
+            tokens += used
+        if row.get("_error"):
+            failed += 1
+        else:
+            row.setdefault("_error", None)
+    return BatchResult(rows=out + passed, failed=failed, tokens=tokens)
+
+
+def merge_parents(parent_batches: list[list[dict] | None]) -> list[dict]:
+    """Default fan-in: join the parents' rows of one batch by row_id, union of columns."""
+    merged: dict[str, dict] = {}
+    for rows in parent_batches:
+        for row in rows or ():
+            rid = row["row_id"]
+            if rid not in merged:
+                merged[rid] = dict(row)
+                continue
+            target = merged[rid]
+            errors = [e for e in (target.get("_error"), row.get("_error")) if e]
+            target.update({k: v for k, v in row.items() if k != "_error"})
+            target["_error"] = "; ".join(dict.fromkeys(errors)) or None
+    return list(merged.values())

@@ -1,0 +1,59 @@
+"""Resume planning: for one batch, which steps must compute, which load, which skip.
+
+Batches are counted from a segment root (a source, or a global step that re-emits rows). For
+batch (index, signature) a step is needed if it is a leaf whose batch is not committed, or if
+a child needs its rows to compute; a needed step that has the batch committed loads it
+instead of computing, so its own ancestors stay idle. Changing one step's config changes its
+fingerprint and its descendants', so only they recompute.
+"""
+
+from __future__ import annotations
+
+from notos.pipeline.graph import Pipeline
+from notos.pipeline.step import Step
+from notos.pipeline.store import RunStore
+
+SKIP, LOAD, COMPUTE = "skip", "load", "compute"
+
+
+class Planner:
+    def __init__(self, pipeline: Pipeline, store: RunStore, fingerprints: dict[str, str]):
+        self.pipeline, self.store, self.fps = pipeline, store, fingerprints
+        self._complete: dict[str, bool] = {}
+        self.segments: dict[str, list[Step]] = {}
+        for step in pipeline.steps:
+            self.segments.setdefault(pipeline.segment_root(step).name, []).append(step)
+
+    def caches(self, step: Step) -> bool:
+        if not step.children:
+            return True  # leaves always commit: they are the result
+        return step.cache and step.kind not in ("source", "route")  # sources are re-read, routes are free
+
+    def committed(self, step: Step, index: int, sig: str) -> bool:
+        return self.caches(step) and self.store.has(step.name, self.fps[step.name], index, sig)
+
+    def global_complete(self, step: Step) -> bool:
+        if step.name not in self._complete:
+            self._complete[step.name] = self.store.global_parts(step.name, self.fps[step.name]) is not None
+        return self._complete[step.name]
+
+    def actions(self, root: Step, index: int, sig: str) -> dict[str, str]:
+        """Action for every step of `root`'s segment on batch (index, sig)."""
+        demand: dict[str, bool] = {}
+        for step in reversed(self.segments[root.name]):
+            needed = not step.children and not self.committed(step, index, sig)
+            for child in step.children:
+                if child.kind == "global":
+                    needed = needed or not self.global_complete(child)
+                elif demand.get(child.name) and not self.committed(child, index, sig):
+                    needed = True
+            demand[step.name] = needed
+        actions = {}
+        for name, needed in demand.items():
+            if not needed:
+                actions[name] = SKIP
+            elif self.committed(self.pipeline.by_name[name], index, sig):
+                actions[name] = LOAD
+            else:
+                actions[name] = COMPUTE
+        return actions

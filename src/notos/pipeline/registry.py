@@ -1,0 +1,20 @@
+"""Step types by the name YAML uses (`type: load_data`). Later modules add theirs with `register`."""
+
+from collections.abc import Callable
+
+from notos.pipeline import columns, routing, sources
+
+STEP_TYPES: dict[str, Callable] = {
+    "load_data": sources.load_data,
+    "from_rows": sources.from_rows,
+    "sample_n": routing.sample_n,
+    "keep_columns": columns.keep_columns,
+    "rename_columns": columns.rename_columns,
+    "drop_columns": columns.drop_columns,
+    "filter_rows": columns.filter_rows,
+    "group_columns": columns.group_columns,
+}
+
+
+def register(type_name: str, factory: Callable) -> None:
+    STEP_TYPES[type_name] = factory

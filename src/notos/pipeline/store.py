@@ -1,0 +1,212 @@
+"""The run folder: committed batches, the resolved config, stats and a manifest.
+
+    RUN/manifest.json        what ran: steps, fingerprints, status, leaves
+    RUN/pipeline.yaml        the resolved pipeline (secrets redacted)
+    RUN/stats.json           per-step rows in/out/failed, seconds, tokens
+    RUN/data/LEAF/*.parquet  each leaf's rows after the last complete run
+    RUN/cache/STEP-FP/       committed batches of each caching step, by fingerprint
+
+A batch is committed atomically (write, fsync, rename) under a name made of its index and a
+signature of its row ids, so a rerun skips exactly what is committed, a changed input file
+recomputes exactly the batches whose rows changed, and `kill -9` at any moment loses at most
+the batches in flight. The cache is append-only; `data/` is swapped in whole at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from notos.errors import NotosError
+
+PART = re.compile(r"^part-(\d{6})-([0-9a-f]{12})\.(parquet|empty)$")
+SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|authorization)", re.I)
+
+
+def batch_signature(rows: list[dict]) -> str:
+    """Identity of a batch at its segment root: a hash of its rows (ids and content), so an
+    edited input row invalidates exactly its batch."""
+    h = hashlib.blake2b(digest_size=6)
+    for row in rows:
+        h.update(json.dumps(row, sort_keys=True, default=str, ensure_ascii=False).encode())
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def redact(value):
+    """Replace anything that looks like a secret in a config with '***'."""
+    if isinstance(value, dict):
+        return {k: ("***" if SECRET_KEY.search(str(k)) and v not in (None, "") and not str(k).endswith("_env") else redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(target: Path, data: bytes) -> None:
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+    _fsync_dir(target.parent)
+
+
+def rows_to_table(rows: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(rows)
+
+
+class RunStore:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self._committed: dict[str, dict[int, set[str]]] = {}
+
+    # -- set-up -----------------------------------------------------------------------
+    def open(self, manifest: dict, pipeline_yaml: str) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise NotosError(f"--out {self.root}: exists and is not a folder")
+        if self.root.is_dir() and any(self.root.iterdir()) and not (self.root / "manifest.json").exists():
+            raise NotosError(f"--out {self.root}: folder is not empty and is not a notos run folder; choose another")
+        (self.root / "cache").mkdir(parents=True, exist_ok=True)
+        (self.root / "data").mkdir(exist_ok=True)
+        self._recover()
+        previous = self.manifest()
+        manifest = {**manifest, "history": (previous.get("history", []) + [previous.get("last_run")] if previous.get("last_run") else [])[-20:]}
+        self.write_manifest(manifest)
+        atomic_write_bytes(self.root / "pipeline.yaml", pipeline_yaml.encode())
+
+    def _recover(self) -> None:
+        """Undo what a killed run left half-done: temp files, a half-swapped data folder."""
+        for tmp in self.root.rglob(".*.tmp-*"):
+            tmp.unlink(missing_ok=True)
+        data = self.root / "data"
+        for new in data.glob(".*.new"):
+            shutil.rmtree(new, ignore_errors=True)
+        for old in data.glob(".*.old"):
+            leaf = data / old.name[1:-4]
+            if leaf.exists():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.rename(leaf)
+
+    def manifest(self) -> dict:
+        path = self.root / "manifest.json"
+        if not path.exists():
+            return {}
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            raise NotosError(f"{path}: unreadable run manifest; move the folder aside or choose another --out") from None
+
+    def write_manifest(self, manifest: dict) -> None:
+        atomic_write_bytes(self.root / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
+
+    # -- batches ----------------------------------------------------------------------
+    def step_dir(self, step: str, fingerprint: str) -> Path:
+        return self.root / "cache" / f"{step}-{fingerprint[:12]}"
+
+    def committed(self, step: str, fingerprint: str) -> dict[int, set[str]]:
+        """Batch index -> signatures committed for this step version (scanned once)."""
+        key = f"{step}-{fingerprint}"
+        if key not in self._committed:
+            found: dict[int, set[str]] = {}
+            folder = self.step_dir(step, fingerprint)
+            if folder.is_dir():
+                for entry in os.scandir(folder):
+                    m = PART.match(entry.name)
+                    if m:
+                        found.setdefault(int(m.group(1)), set()).add(m.group(2))
+            self._committed[key] = found
+        return self._committed[key]
+
+    def has(self, step: str, fingerprint: str, index: int, sig: str) -> bool:
+        return sig in self.committed(step, fingerprint).get(index, ())
+
+    def _part(self, step, fingerprint, index, sig, suffix) -> Path:
+        return self.step_dir(step, fingerprint) / f"part-{index:06d}-{sig}.{suffix}"
+
+    def commit(self, step: str, fingerprint: str, index: int, sig: str, rows: list[dict]) -> None:
+        folder = self.step_dir(step, fingerprint)
+        folder.mkdir(parents=True, exist_ok=True)
+        if rows:
+            try:
+                table = rows_to_table(rows)
+            except (pa.ArrowException, TypeError, ValueError) as exc:
+                raise NotosError(f"step '{step}': cannot store batch {index}: {str(exc).splitlines()[0]} (a column holds values of mixed types)") from None
+            target = self._part(step, fingerprint, index, sig, "parquet")
+            tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+            pq.write_table(table, tmp)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        else:
+            atomic_write_bytes(self._part(step, fingerprint, index, sig, "empty"), b"")
+        _fsync_dir(folder)
+        self.committed(step, fingerprint).setdefault(index, set()).add(sig)
+
+    def load(self, step: str, fingerprint: str, index: int, sig: str) -> list[dict]:
+        path = self._part(step, fingerprint, index, sig, "parquet")
+        if not path.exists():
+            return []
+        return pq.read_table(path).to_pylist()
+
+    # -- global steps -------------------------------------------------------------------
+    def global_parts(self, step: str, fingerprint: str) -> list[tuple[int, str]] | None:
+        marker = self.step_dir(step, fingerprint) / "_complete.json"
+        if not marker.exists():
+            return None
+        return [tuple(p) for p in json.loads(marker.read_text())["parts"]]
+
+    def mark_global_complete(self, step: str, fingerprint: str, parts: list[tuple[int, str]]) -> None:
+        folder = self.step_dir(step, fingerprint)
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(folder / "_complete.json", json.dumps({"parts": parts}).encode())
+
+    # -- results ------------------------------------------------------------------------
+    def materialize(self, leaf: str, fingerprint: str, parts: list[tuple[int, str]]) -> int:
+        """Swap data/LEAF for the parts of this run, in batch order (hard links, no copies)."""
+        data = self.root / "data"
+        new, old, final = data / f".{leaf}.new", data / f".{leaf}.old", data / leaf
+        shutil.rmtree(new, ignore_errors=True)
+        new.mkdir()
+        rows = 0
+        for n, (index, sig) in enumerate(sorted(parts)):
+            src = self._part(leaf, fingerprint, index, sig, "parquet")
+            if not src.exists():
+                continue
+            dst = new / f"part-{n:05d}.parquet"
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
+            rows += pq.ParquetFile(dst).metadata.num_rows
+        (new / "_notos.json").write_text(json.dumps({"step": leaf, "fingerprint": fingerprint, "rows": rows}))
+        if final.exists():
+            final.rename(old)
+        new.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+        _fsync_dir(data)
+        return rows
+
+    def write_stats(self, stats: dict) -> None:
+        atomic_write_bytes(self.root / "stats.json", json.dumps(stats, indent=2).encode())
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -1,0 +1,199 @@
+"""Pipelines as YAML: build one from a config, and write one back (round trip).
+
+    name: my-pipeline
+    batch_size: 50
+    steps:
+      - name: prompts
+        type: load_data
+        path: prompts.jsonl          # relative paths are read from the YAML file's folder
+      - name: words
+        type: python
+        fn: my_steps:count_words     # a @step function; the YAML's folder is importable
+        after: prompts
+        concurrency: 2
+
+Every problem is a one-line error naming the file, the step and the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import sys
+from pathlib import Path
+
+import yaml
+
+from notos.errors import GraphError, NotosError
+from notos.pipeline.decorators import RUNNER_SETTINGS, StepFactory, check_options
+from notos.pipeline.graph import DEFAULT_BATCH_SIZE, Pipeline
+from notos.pipeline.registry import STEP_TYPES
+from notos.pipeline.step import Step
+
+TOP_KEYS = ("name", "description", "batch_size", "steps")
+STEP_KEYS = ("name", "type", "after", "fn")
+DEFAULT_SETTINGS = {"concurrency": 1, "row_concurrency": 64, "workers": "inline"}
+
+
+def read_config(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise NotosError(f"{path}: no such pipeline file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise NotosError(f"{path}: not valid UTF-8") from None
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise NotosError(f"{path}: invalid YAML{where} ({getattr(exc, 'problem', None) or 'syntax error'})") from None
+    if not isinstance(config, dict):
+        raise NotosError(f"{path}: a pipeline file must be a mapping with a 'steps' list")
+    return config
+
+
+def apply_overrides(config: dict, overrides: list[str]) -> dict:
+    """`--set step.option=value` (or `--set batch_size=10`); values are parsed as YAML."""
+    config = copy.deepcopy(config)
+    steps = {s.get("name"): s for s in config.get("steps") or [] if isinstance(s, dict)}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise NotosError(f"--set {item}: expected step.option=value")
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            value = raw
+        if "." not in key:
+            if key not in TOP_KEYS or key == "steps":
+                raise NotosError(f"--set {item}: unknown pipeline key '{key}' (keys: name, batch_size)")
+            config[key] = value
+            continue
+        step_name, option = key.split(".", 1)
+        if step_name not in steps:
+            raise NotosError(f"--set {item}: no step named '{step_name}' (steps: {', '.join(map(str, steps))})")
+        steps[step_name][option] = value
+    return config
+
+
+def replace_source(config: dict, input_path: str) -> dict:
+    """`--input FILE`: the pipeline's one source reads FILE instead."""
+    config = copy.deepcopy(config)
+    step_list = config.get("steps") or []
+    sources = [s for s in step_list if isinstance(s, dict) and not s.get("after")]
+    if len(sources) != 1:
+        names = ", ".join(str(s.get("name")) for s in sources)
+        raise NotosError(f"--input: the pipeline must have exactly one source step to replace (it has: {names or 'none'})")
+    keep = {k: v for k, v in sources[0].items() if k in ("name", *RUNNER_SETTINGS)}
+    sources[0].clear()
+    sources[0].update({**keep, "type": "load_data", "path": str(Path(input_path).resolve())})
+    return config
+
+
+def build_pipeline(config: dict, base_dir: str | Path = ".", origin: str = "pipeline") -> Pipeline:
+    unknown = [k for k in config if k not in TOP_KEYS]
+    if unknown:
+        raise NotosError(f"{origin}: unknown key '{unknown[0]}' (keys: {', '.join(TOP_KEYS)})")
+    entries = config.get("steps")
+    if not isinstance(entries, list) or not entries:
+        raise NotosError(f"{origin}: 'steps' must be a non-empty list")
+    batch_size = config.get("batch_size", DEFAULT_BATCH_SIZE)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise NotosError(f"{origin}: 'batch_size' must be a positive integer, got {batch_size!r}")
+    base_dir = Path(base_dir).resolve()
+    if str(base_dir) not in sys.path:
+        sys.path.insert(0, str(base_dir))  # so `fn: my_steps:thing` finds my_steps.py beside the YAML
+    steps: dict[str, Step] = {}
+    for number, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry.get("name"):
+            raise NotosError(f"{origin}: step {number} must be a mapping with a 'name'")
+        name = entry["name"]
+        if name in steps:
+            raise NotosError(f"{origin}: two steps are named '{name}'")
+        steps[name] = _build_step(entry, base_dir, origin)
+    for entry in entries:
+        after = entry.get("after")
+        parents = [after] if isinstance(after, str) else list(after or [])
+        step = steps[entry["name"]]
+        if not parents and step.kind != "source":
+            raise GraphError(f"step '{step.name}' is not connected: add `after: <step>` (its input)")
+        for parent in parents:
+            if parent not in steps:
+                raise GraphError(f"step '{step.name}': after: no step named '{parent}'")
+            steps[parent] >> step
+    return Pipeline(*steps.values(), name=str(config.get("name", origin)), batch_size=batch_size)
+
+
+def _build_step(entry: dict, base_dir: Path, origin: str) -> Step:
+    name, type_name = entry["name"], entry.get("type")
+    if not type_name:
+        raise GraphError(f"step '{name}': missing 'type' (types: python, {', '.join(sorted(STEP_TYPES))})")
+    options = {k: v for k, v in entry.items() if k not in STEP_KEYS}
+    for key, value in list(options.items()):
+        if isinstance(value, str) and (key == "path" or key.endswith(("_path", "_file"))):
+            candidate = base_dir / value
+            if not Path(value).is_absolute() and "://" not in value and candidate.exists():
+                options[key] = str(candidate)
+    if type_name == "python":
+        factory = _import_step(name, entry.get("fn"))
+        return factory(name=name, **options)
+    if "fn" in entry:
+        raise GraphError(f"step '{name}': 'fn' is only for type: python")
+    factory = STEP_TYPES.get(type_name)
+    if factory is None:
+        raise GraphError(f"step '{name}': unknown type '{type_name}' (types: python, {', '.join(sorted(STEP_TYPES))})")
+    settings = {k: options.pop(k) for k in RUNNER_SETTINGS if k in options}
+    check_options(name, factory, options, skip_first=False)
+    try:
+        return factory(name=name, **options, **settings)
+    except TypeError as exc:
+        raise GraphError(f"step '{name}': {exc}") from None
+
+
+def _import_step(name: str, ref) -> StepFactory:
+    if not isinstance(ref, str) or ":" not in ref:
+        raise GraphError(f"step '{name}': type python needs fn: module:function")
+    module_name, _, attr = ref.partition(":")
+    try:
+        target = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise GraphError(f"step '{name}': cannot import fn '{ref}' ({exc})") from None
+    if not isinstance(target, StepFactory):
+        raise GraphError(f"step '{name}': fn '{ref}' is not a step (decorate it with @step, @global_step or @source)")
+    return target
+
+
+def load_pipeline(path: str | Path, overrides: list[str] = (), input_path: str | None = None) -> tuple[Pipeline, dict]:
+    """Read, override and build a YAML pipeline; returns it with the resolved config."""
+    config = read_config(path)
+    if input_path is not None:
+        config = replace_source(config, input_path)
+    config = apply_overrides(config, list(overrides))
+    pipeline = build_pipeline(config, Path(path).parent, origin=str(path))
+    return pipeline, config
+
+
+def to_config(pipeline: Pipeline) -> dict:
+    """The YAML-ready config of a pipeline (round-trips through build_pipeline)."""
+    entries = []
+    for step in pipeline.steps:
+        entry: dict = {"name": step.name, "type": step.type_name}
+        if step.type_name == "python":
+            entry["fn"] = step.ref
+        entry.update({k: v for k, v in step.options.items() if v is not None})
+        for key, default in DEFAULT_SETTINGS.items():
+            if getattr(step, key) != default:
+                entry[key] = getattr(step, key)
+        if step.parents:
+            names = [p.name for p in step.parents]
+            entry["after"] = names[0] if len(names) == 1 else names
+        entries.append(entry)
+    return {"name": pipeline.name, "batch_size": pipeline.batch_size, "steps": entries}
+
+
+def to_yaml(pipeline: Pipeline) -> str:
+    return yaml.safe_dump(to_config(pipeline), sort_keys=False, allow_unicode=True)

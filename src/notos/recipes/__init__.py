@@ -1,0 +1,1 @@
+"""Shipped recipes (YAML) and the small Python steps they use."""

@@ -1,0 +1,1 @@
+"""Human-facing output: console tables now; report.html with the curation issue."""
