@@ -52,9 +52,12 @@ class Pipeline:
         """
         result: dict[str, str] = {}
         for step in self.steps:
-            parts = [step.own_hash()] + [result[p.name] for p in step.parents]
             if step.kind == "source":
-                parts.append(f"batch_size={self.batch_size}")
+                # A source's batches are content-addressed (see store.batch_signature): where the
+                # rows came from does not matter, only what they are and how they are cut.
+                parts = [f"source|batch_size={self.batch_size}"]
+            else:
+                parts = [step.own_hash()] + [result[p.name] for p in step.parents]
             if step.kind == "global" and data_ids:
                 parts.extend(data_ids.get(s.name, "") for s in _ancestor_sources(step))
             result[step.name] = hashlib.sha256("|".join(parts).encode()).hexdigest()

@@ -1,0 +1,451 @@
+#!/usr/bin/env python3
+"""Engine overhead: rows/s and peak RSS of a 6-step graph of cheap steps, resume on.
+
+The script
+  1. generates N UltraFeedback-like rows (`id`, `instruction` of 20-60 words, `source`) into a
+     temporary Parquet file (or JSONL with --input-format jsonl),
+  2. runs the same transformations in a plain Python loop (the baseline: no engine, no store;
+     read the file in batches, transform, write one Parquet file),
+  3. runs them as a 6-step notos pipeline into a fresh run folder with resume on (the default:
+     every caching step commits each batch to RUN/cache/),
+  4. with --resume-check, runs the same pipeline again on the same folder (a no-op resume),
+and prints wall time, rows/s, per-step seconds from the run's stats, the run folder's size
+and the peak RSS of each phase (VmHWM, reset between phases through /proc/self/clear_refs).
+The last line is `BENCH_JSON={...}` with every figure.
+
+Peak RSS of the whole process: wrap it in the shared measure.py, e.g. from the repo root
+
+    python ../shared/bench/measure.py --out /tmp/m.json -- \\
+        .venv/bin/python bench/engine_overhead.py --rows 100000 --batch-size 1000 --resume-check
+
+Graph shapes (both 6 steps, same output columns):
+  linear: load_data >> count_words (per row) >> lowercase (batch) >> filter_rows(n_words >= 25)
+          >> count_chars (per row) >> keep_columns
+  fanout: load_data >> count_words >> [lowercase, count_chars] >> filter_rows (fan-in, joined
+          by row_id) >> keep_columns
+
+--breakdown wraps engine internals (not edited, only wrapped from here) with timers to show
+where the time goes per batch: source read, row ids, batch signatures, parquet commit, fsync.
+--profile N prints the top N functions of a cProfile of the event-loop thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import io
+import json
+import os
+import pstats
+import random
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from unittest import mock
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import notos
+from notos.pipeline import Pipeline, filter_rows, keep_columns, load_data, run, step
+
+MIN_WORDS = 25
+OUTPUT_COLUMNS = ["id", "source", "prompt", "n_words", "n_chars"]
+SOURCES = ["evol_instruct", "false_qa", "flan_v2_cot", "flan_v2_flan2021", "flan_v2_niv2", "flan_v2_p3",
+           "sharegpt", "truthful_qa", "ultrachat"]
+
+
+# -- the steps (cheap on purpose: the point is what the engine costs around them) ---------------
+@step(inputs={"instruction": "str"}, outputs=["n_words"])
+def count_words(row):
+    return {"n_words": len(row["instruction"].split())}
+
+
+@step(inputs={"instruction": "str"}, outputs=["prompt"], batch=True)
+def lowercase(rows):
+    return [{**row, "prompt": row["instruction"].lower()} for row in rows]
+
+
+@step(inputs=lambda options: {options.get("column", "instruction"): "str"}, outputs=["n_chars"])
+def count_chars(row, column="instruction"):
+    return {"n_chars": len(row[column])}
+
+
+def build_pipeline(input_path: str, batch_size: int, shape: str, id_column: str | None) -> Pipeline:
+    src = load_data(input_path, id_column=id_column)
+    keep = keep_columns(OUTPUT_COLUMNS)
+    if shape == "linear":
+        src >> count_words() >> lowercase() >> filter_rows("n_words", ">=", MIN_WORDS) >> count_chars(column="prompt") >> keep
+    else:
+        words, low, chars, long_enough = count_words(), lowercase(), count_chars(column="instruction"), filter_rows("n_words", ">=", MIN_WORDS)
+        src >> words >> [low, chars]
+        [low, chars] >> long_enough
+        long_enough >> keep
+    return Pipeline(src, name=f"engine-overhead-{shape}", batch_size=batch_size)
+
+
+def baseline_transform(rows: list[dict], shape: str) -> list[dict]:
+    """The pipeline's transformations as one plain loop (both shapes give the same rows)."""
+    out = []
+    for row in rows:
+        instruction = row["instruction"]
+        n_words = len(instruction.split())
+        if n_words < MIN_WORDS:
+            continue
+        prompt = instruction.lower()
+        n_chars = len(prompt if shape == "linear" else instruction)
+        out.append({"id": row["id"], "source": row["source"], "prompt": prompt, "n_words": n_words, "n_chars": n_chars})
+    return out
+
+
+# -- input ----------------------------------------------------------------------------------------
+def make_vocabulary(rng: random.Random, size: int = 3000) -> list[str]:
+    syllables = ["ka", "lo", "mi", "ne", "ra", "to", "su", "vi", "de", "pa", "qu", "sh", "en", "ar", "ix", "om", "ul", "th"]
+    words = set()
+    while len(words) < size:
+        word = "".join(rng.choice(syllables) for _ in range(rng.randint(1, 4)))
+        words.add(word.capitalize() if rng.random() < 0.15 else word.upper() if rng.random() < 0.02 else word)
+    return sorted(words)
+
+
+def generate_input(path: Path, n_rows: int, fmt: str, seed: int = 0, chunk: int = 10_000) -> None:
+    """Write n_rows UltraFeedback-like prompts, in chunks so generation does not hold them all."""
+    rng = random.Random(seed)
+    vocab = make_vocabulary(rng)
+    punct = ["", "", "", ",", "?", "."]
+    writer = None
+    fh = open(path, "w", encoding="utf-8") if fmt == "jsonl" else None
+    try:
+        for start in range(0, n_rows, chunk):
+            rows = []
+            for i in range(start, min(n_rows, start + chunk)):
+                n = rng.randint(20, 60)
+                text = " ".join(rng.choice(vocab) + rng.choice(punct) for _ in range(n))
+                rows.append({"id": f"uf-{i:07d}", "instruction": text, "source": rng.choice(SOURCES)})
+            if fmt == "jsonl":
+                fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+            else:
+                table = pa.Table.from_pylist(rows)
+                writer = writer or pq.ParquetWriter(path, table.schema)
+                writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+        if fh is not None:
+            fh.close()
+
+
+def read_input_batches(path: Path, fmt: str, batch_size: int):
+    if fmt == "jsonl":
+        batch = []
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                batch.append(json.loads(line))
+                if len(batch) == batch_size:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
+    else:
+        for record_batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size):
+            yield record_batch.to_pylist()
+
+
+# -- measuring ------------------------------------------------------------------------------------
+def _status_kb(field: str) -> int | None:
+    try:
+        m = re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M)
+    except OSError:
+        return None
+    return int(m.group(1)) if m else None
+
+
+def reset_peak_rss() -> bool:
+    """Reset VmHWM (Linux >= 4.0) so the next phase's peak is its own."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def mb(kb: int | None) -> float | None:
+    return None if kb is None else round(kb / 1024, 1)
+
+
+@contextmanager
+def phase(name: str, results: dict):
+    gc.collect()
+    resettable = reset_peak_rss()
+    rss_before = _status_kb("VmRSS")
+    started = time.perf_counter()
+    record: dict = {}
+    yield record
+    record["wall_s"] = round(time.perf_counter() - started, 3)
+    record["rss_before_mb"] = mb(rss_before)
+    record["peak_rss_mb"] = mb(_status_kb("VmHWM"))
+    record["peak_rss_is_phase_own"] = resettable  # else: peak of the process so far
+    results[name] = record
+
+
+def folder_size(path: Path) -> dict:
+    """Bytes on disk of a folder, each inode once (data/ hard-links the leaf's cache parts)."""
+    seen, apparent, allocated, files = set(), 0, 0, 0
+    for root, _dirs, names in os.walk(path):
+        for name in names:
+            st = os.lstat(os.path.join(root, name))
+            files += 1
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            apparent += st.st_size
+            allocated += st.st_blocks * 512
+    return {"files": files, "apparent_mb": round(apparent / 2**20, 2), "allocated_mb": round(allocated / 2**20, 2)}
+
+
+def filesystem_of(path: Path) -> str:
+    best, fstype = "", "?"
+    target = str(path.resolve())
+    try:
+        for line in Path("/proc/mounts").read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 3 and (target == parts[1] or target.startswith(parts[1].rstrip("/") + "/")) and len(parts[1]) >= len(best):
+                best, fstype = parts[1], parts[2]
+    except OSError:
+        pass
+    return f"{fstype} ({best})" if best else fstype
+
+
+class _Proxy:
+    """A stand-in for a module inside notos.pipeline.store: some functions timed, the rest as is."""
+
+    def __init__(self, module, **timed):
+        self._module, self._timed = module, timed
+
+    def __getattr__(self, name):
+        return self._timed.get(name) or getattr(self._module, name)
+
+
+class Breakdown:
+    """Timers wrapped around engine internals from outside (nothing in src/ is edited).
+
+    Totals are summed wall time inside each function, over every thread: commits run in the
+    event loop's default thread pool, so they overlap with work on the loop thread.
+    """
+
+    def __init__(self):
+        self.seconds, self.calls, self.lock = defaultdict(float), defaultdict(int), threading.Lock()
+
+    def _add(self, key, dt):
+        with self.lock:
+            self.seconds[key] += dt
+            self.calls[key] += 1
+
+    def timed(self, key, fn):
+        def wrapper(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._add(key, time.perf_counter() - t0)
+        return wrapper
+
+    def timed_iter(self, key, fn):
+        def wrapper(*args, **kwargs):
+            it = iter(fn(*args, **kwargs))
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    item = next(it)
+                except StopIteration:
+                    self._add(key, time.perf_counter() - t0)
+                    return
+                self._add(key, time.perf_counter() - t0)
+                yield item
+        return wrapper
+
+    def patches(self) -> ExitStack:
+        import notos.pipeline.executors.local as local
+        import notos.pipeline.planner as planner
+        import notos.pipeline.sources as sources
+        import notos.pipeline.store as store
+
+        stack = ExitStack()
+        p = lambda target, name, new: stack.enter_context(mock.patch.object(target, name, new))  # noqa: E731
+        p(sources, "iter_batches", self.timed_iter("source: read file -> list of dicts (loop thread pool)", sources.iter_batches))
+        p(local, "assign_row_ids", self.timed("source: assign_row_ids", local.assign_row_ids))
+        p(local, "batch_signature", self.timed("source: batch_signature (json.dumps + blake2b per row)", local.batch_signature))
+        p(local, "merge_parents", self.timed("fan-in: merge_parents", local.merge_parents))
+        p(planner.Planner, "actions", self.timed("planner.actions", planner.Planner.actions))
+        p(store.RunStore, "commit", self.timed("store.commit (total, thread pool)", store.RunStore.commit))
+        p(store, "rows_to_table", self.timed("  commit: rows_to_table (Table.from_pylist)", store.rows_to_table))
+        p(store, "pq", _Proxy(pq, write_table=self.timed("  commit: pq.write_table", pq.write_table)))
+        p(store, "os", _Proxy(os, fsync=self.timed("  commit: os.fsync (files and dirs)", os.fsync),
+                              replace=self.timed("  commit: os.replace", os.replace)))
+        p(store, "_fsync_dir", self.timed("  commit: _fsync_dir (open+fsync+close of the folder)", store._fsync_dir))
+        p(store.RunStore, "load", self.timed("store.load (resume: read a committed batch)", store.RunStore.load))
+        p(store.RunStore, "materialize", self.timed("store.materialize (data/ hard links)", store.RunStore.materialize))
+        return stack
+
+    def report(self) -> dict:
+        return {k: {"seconds": round(self.seconds[k], 3), "calls": self.calls[k]} for k in self.seconds}
+
+
+# -- phases ---------------------------------------------------------------------------------------
+def run_baseline(input_path: Path, fmt: str, batch_size: int, shape: str, out_path: Path) -> dict:
+    read_s = transform_s = write_s = 0.0
+    rows_in = rows_out = 0
+    writer = None
+    schema = pa.schema([("id", pa.string()), ("source", pa.string()), ("prompt", pa.string()), ("n_words", pa.int64()), ("n_chars", pa.int64())])
+    batches = read_input_batches(input_path, fmt, batch_size)
+    while True:
+        t0 = time.perf_counter()
+        batch = next(batches, None)
+        t1 = time.perf_counter()
+        read_s += t1 - t0
+        if batch is None:
+            break
+        out = baseline_transform(batch, shape)
+        t2 = time.perf_counter()
+        transform_s += t2 - t1
+        writer = writer or pq.ParquetWriter(out_path, schema)
+        writer.write_table(pa.Table.from_pylist(out, schema=schema))
+        write_s += time.perf_counter() - t2
+        rows_in += len(batch)
+        rows_out += len(out)
+    if writer is not None:
+        writer.close()
+    return {"rows_in": rows_in, "rows_out": rows_out, "read_s": round(read_s, 3), "transform_s": round(transform_s, 3), "write_s": round(write_s, 3)}
+
+
+def run_engine(pipeline: Pipeline, out_dir: Path, profile: cProfile.Profile | None):
+    if profile is not None:
+        profile.enable()
+    try:
+        return run(pipeline, out_dir, progress=False)
+    finally:
+        if profile is not None:
+            profile.disable()
+
+
+def print_stats(stats: dict) -> None:
+    print(f"    {'step':<14}{'rows_in':>9}{'rows_out':>9}{'cached':>8}{'batches':>8}{'seconds':>9}{'rows/s':>12}")
+    for name, s in stats.items():
+        rate = f"{s['rows_per_s']:,.0f}" if s.get("rows_per_s") else "-"
+        print(f"    {name:<14}{s['rows_in']:>9}{s['rows_out']:>9}{s['rows_cached']:>8}{s['batches']:>8}{s['seconds']:>9.3f}{rate:>12}")
+
+
+def print_breakdown(report: dict, wall: float) -> None:
+    for key, v in report.items():
+        per = v["seconds"] / v["calls"] * 1000 if v["calls"] else 0
+        print(f"    {key:<58}{v['seconds']:>8.3f} s {100 * v['seconds'] / wall:>5.1f}% of wall  {v['calls']:>6} calls  {per:>7.3f} ms/call")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=100_000, help="input rows (default 100000)")
+    ap.add_argument("--batch-size", type=int, default=1000, help="pipeline batch size (default 1000; also try 100)")
+    ap.add_argument("--out", type=Path, default=None, help="run folder (must be new or empty; kept). Default: a temporary folder, removed at the end")
+    ap.add_argument("--resume-check", action="store_true", help="run the pipeline a second time on the same folder and time the no-op resume")
+    ap.add_argument("--shape", choices=["linear", "fanout"], default="linear", help="graph shape, both 6 steps (default linear)")
+    ap.add_argument("--input-format", choices=["parquet", "jsonl"], default="parquet", help="format of the generated input (default parquet)")
+    ap.add_argument("--id-column", default="id", help="id column given to load_data (default 'id'; '' to derive row ids from position + content)")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the plain-loop baseline (to measure the engine alone under measure.py)")
+    ap.add_argument("--breakdown", action="store_true", help="time engine internals (source read, row ids, signatures, commit, fsync)")
+    ap.add_argument("--profile", type=int, default=0, metavar="N", help="print the top N functions of a cProfile of the event-loop thread")
+    ap.add_argument("--tmp", type=Path, default=None, help="where the temporary input and run folders go (default: system temp)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary input file and run folder")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    a = ap.parse_args(argv)
+
+    if a.out is not None and a.out.exists() and (not a.out.is_dir() or any(a.out.iterdir())):
+        ap.error(f"--out {a.out}: exists and is not empty; the benchmark needs a fresh run folder")
+    work = Path(tempfile.mkdtemp(prefix="notos-bench-", dir=a.tmp))
+    input_path = work / f"prompts.{a.input_format}"
+    out_dir = a.out if a.out is not None else work / "run"
+    results: dict = {
+        "notos_version": notos.__version__, "python": sys.version.split()[0], "pyarrow": pa.__version__,
+        "cpus": os.cpu_count(), "rows": a.rows, "batch_size": a.batch_size, "shape": a.shape, "input_format": a.input_format,
+        "id_column": a.id_column or None, "run_folder": str(out_dir), "filesystem": filesystem_of(out_dir.parent if not out_dir.exists() else out_dir),
+        "phases": {},
+    }
+    phases = results["phases"]
+    print(f"notos {notos.__version__}, python {results['python']}, pyarrow {pa.__version__}, {os.cpu_count()} CPUs; "
+          f"rows={a.rows} batch_size={a.batch_size} shape={a.shape} input={a.input_format} id_column={a.id_column or '(derived)'}")
+    print(f"run folder: {out_dir} on {results['filesystem']}")
+
+    try:
+        with phase("generate", phases) as rec:
+            generate_input(input_path, a.rows, a.input_format)
+            rec["input_mb"] = round(input_path.stat().st_size / 2**20, 2)
+        print(f"generate: {a.rows} rows -> {input_path.name} ({phases['generate']['input_mb']} MB) in {phases['generate']['wall_s']:.2f} s")
+
+        if not a.no_baseline:
+            with phase("baseline", phases) as rec:
+                rec.update(run_baseline(input_path, a.input_format, a.batch_size, a.shape, work / "baseline.parquet"))
+            b = phases["baseline"]
+            b["rows_per_s"] = round(b["rows_in"] / b["wall_s"], 1)
+            print(f"baseline (plain loop, read {a.batch_size}-row batches -> transform -> one Parquet file): {b['wall_s']:.2f} s, "
+                  f"{b['rows_per_s']:,.0f} rows/s, {b['rows_out']} rows out "
+                  f"(read {b['read_s']:.2f} s, transform {b['transform_s']:.2f} s, write {b['write_s']:.2f} s), peak RSS {b['peak_rss_mb']} MB")
+
+        profile = cProfile.Profile() if a.profile else None
+        breakdown = Breakdown() if a.breakdown else None
+        with phase("engine", phases) as rec, (breakdown.patches() if breakdown else ExitStack()):
+            result = run_engine(build_pipeline(str(input_path), a.batch_size, a.shape, a.id_column or None), out_dir, profile)
+        e = phases["engine"]
+        e.update(run_seconds=round(result.seconds, 3), rows_out=result.rows, stats=result.stats, run_folder=folder_size(out_dir))
+        e["rows_per_s"] = round(a.rows / e["wall_s"], 1)
+        print(f"engine (fresh run, resume on): {e['wall_s']:.2f} s, {e['rows_per_s']:,.0f} rows/s, rows out {result.rows}, "
+              f"peak RSS {e['peak_rss_mb']} MB (RSS before {e['rss_before_mb']} MB)")
+        print(f"  run folder: {e['run_folder']['files']} files, {e['run_folder']['apparent_mb']} MB ({e['run_folder']['allocated_mb']} MB allocated)")
+        print("  per-step stats (seconds = compute only, commits not included):")
+        print_stats(result.stats)
+        if breakdown:
+            e["breakdown"] = breakdown.report()
+            print("  breakdown (summed over threads; indented lines are inside store.commit):")
+            print_breakdown(e["breakdown"], e["wall_s"])
+        if profile:
+            buf = io.StringIO()
+            pstats.Stats(profile, stream=buf).sort_stats("tottime").print_stats(a.profile)
+            print("  cProfile of the event-loop thread, by tottime:")
+            print("\n".join("    " + line for line in buf.getvalue().splitlines() if line.strip()))
+        if "baseline" in phases:
+            results["overhead_ratio"] = round(e["wall_s"] / phases["baseline"]["wall_s"], 1)
+            print(f"engine / baseline wall time: {results['overhead_ratio']}x")
+
+        if a.resume_check:
+            breakdown = Breakdown() if a.breakdown else None
+            with phase("resume", phases) as rec, (breakdown.patches() if breakdown else ExitStack()):
+                again = run(build_pipeline(str(input_path), a.batch_size, a.shape, a.id_column or None), out_dir, progress=False)
+            r = phases["resume"]
+            r.update(run_seconds=round(again.seconds, 3), rows_out=again.rows, stats=again.stats, run_folder=folder_size(out_dir))
+            r["rows_per_s"] = round(a.rows / r["wall_s"], 1)
+            computed = {k: v["batches"] for k, v in again.stats.items() if v["batches"]}
+            print(f"resume (same command, same folder): {r['wall_s']:.2f} s, {r['rows_per_s']:,.0f} input rows/s, rows out {again.rows}, "
+                  f"peak RSS {r['peak_rss_mb']} MB; batches handled per step: {computed or 'none'}")
+            if again.rows != result.rows:
+                print(f"  WARNING: resume produced {again.rows}, the fresh run {result.rows}")
+            if breakdown:
+                r["breakdown"] = breakdown.report()
+                print_breakdown(r["breakdown"], r["wall_s"])
+    finally:
+        if not a.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+    if a.json:
+        a.json.write_text(json.dumps(results, indent=2))
+    print("BENCH_JSON=" + json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
