@@ -186,10 +186,13 @@ def phase(name: str, results: dict):
     gc.collect()
     resettable = reset_peak_rss()
     rss_before = _status_kb("VmRSS")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), os.times()
     record: dict = {}
     yield record
     record["wall_s"] = round(time.perf_counter() - started, 3)
+    end_cpu = os.times()
+    record["cpu_user_s"] = round(end_cpu.user - cpu.user, 2)  # all threads of the process
+    record["cpu_sys_s"] = round(end_cpu.system - cpu.system, 2)
     record["rss_before_mb"] = mb(rss_before)
     record["peak_rss_mb"] = mb(_status_kb("VmHWM"))
     record["peak_rss_is_phase_own"] = resettable  # else: peak of the process so far
@@ -280,23 +283,39 @@ class Breakdown:
 
         stack = ExitStack()
         p = lambda target, name, new: stack.enter_context(mock.patch.object(target, name, new))  # noqa: E731
-        p(sources, "iter_batches", self.timed_iter("source: read file -> list of dicts (loop thread pool)", sources.iter_batches))
-        p(local, "assign_row_ids", self.timed("source: assign_row_ids", local.assign_row_ids))
-        p(local, "batch_signature", self.timed("source: batch_signature (json.dumps + blake2b per row)", local.batch_signature))
-        p(local, "merge_parents", self.timed("fan-in: merge_parents", local.merge_parents))
-        p(planner.Planner, "actions", self.timed("planner.actions", planner.Planner.actions))
-        p(store.RunStore, "commit", self.timed("store.commit (total, thread pool)", store.RunStore.commit))
-        p(store, "rows_to_table", self.timed("  commit: rows_to_table (Table.from_pylist)", store.rows_to_table))
-        p(store, "pq", _Proxy(pq, write_table=self.timed("  commit: pq.write_table", pq.write_table)))
-        p(store, "os", _Proxy(os, fsync=self.timed("  commit: os.fsync (files and dirs)", os.fsync),
-                              replace=self.timed("  commit: os.replace", os.replace)))
-        p(store, "_fsync_dir", self.timed("  commit: _fsync_dir (open+fsync+close of the folder)", store._fsync_dir))
-        p(store.RunStore, "load", self.timed("store.load (resume: read a committed batch)", store.RunStore.load))
-        p(store.RunStore, "materialize", self.timed("store.materialize (data/ hard links)", store.RunStore.materialize))
+        keys = {
+            "read": "source: read file -> lists of dicts (in a thread)",
+            "ids": "source: assign_row_ids",
+            "sig": "source: batch_signature (json.dumps + blake2b per row)",
+            "plan": "planner.actions",
+            "merge": "fan-in: merge_parents",
+            "commit": "store.commit (total; in threads)",
+            "table": "  commit: rows_to_table (Table.from_pylist)",
+            "write": "  commit: pq.write_table (to .tmp file)",
+            "replace": "store: os.replace, every call (parts, manifest, stats)",
+            "dirsync": "store: _fsync_dir, every call (after each part, manifest, stats)",
+            "fsync": "store: os.fsync, every call (parts, dirs, manifest, stats)",
+            "load": "store.load (read a committed batch)",
+            "mat": "store.materialize (data/ hard links)",
+        }
+        for key in keys.values():  # report in this order
+            self.seconds[key], self.calls[key] = 0.0, 0
+        p(sources, "iter_batches", self.timed_iter(keys["read"], sources.iter_batches))
+        p(local, "assign_row_ids", self.timed(keys["ids"], local.assign_row_ids))
+        p(local, "batch_signature", self.timed(keys["sig"], local.batch_signature))
+        p(planner.Planner, "actions", self.timed(keys["plan"], planner.Planner.actions))
+        p(local, "merge_parents", self.timed(keys["merge"], local.merge_parents))
+        p(store.RunStore, "commit", self.timed(keys["commit"], store.RunStore.commit))
+        p(store, "rows_to_table", self.timed(keys["table"], store.rows_to_table))
+        p(store, "pq", _Proxy(pq, write_table=self.timed(keys["write"], pq.write_table)))
+        p(store, "os", _Proxy(os, fsync=self.timed(keys["fsync"], os.fsync), replace=self.timed(keys["replace"], os.replace)))
+        p(store, "_fsync_dir", self.timed(keys["dirsync"], store._fsync_dir))
+        p(store.RunStore, "load", self.timed(keys["load"], store.RunStore.load))
+        p(store.RunStore, "materialize", self.timed(keys["mat"], store.RunStore.materialize))
         return stack
 
     def report(self) -> dict:
-        return {k: {"seconds": round(self.seconds[k], 3), "calls": self.calls[k]} for k in self.seconds}
+        return {k: {"seconds": round(self.seconds[k], 3), "calls": self.calls[k]} for k in self.seconds if self.calls[k]}
 
 
 # -- phases ---------------------------------------------------------------------------------------
@@ -395,7 +414,7 @@ def main(argv=None) -> int:
             b["rows_per_s"] = round(b["rows_in"] / b["wall_s"], 1)
             print(f"baseline (plain loop, read {a.batch_size}-row batches -> transform -> one Parquet file): {b['wall_s']:.2f} s, "
                   f"{b['rows_per_s']:,.0f} rows/s, {b['rows_out']} rows out "
-                  f"(read {b['read_s']:.2f} s, transform {b['transform_s']:.2f} s, write {b['write_s']:.2f} s), peak RSS {b['peak_rss_mb']} MB")
+                  f"(read {b['read_s']:.2f} s, transform {b['transform_s']:.2f} s, write {b['write_s']:.2f} s), CPU {b['cpu_user_s']} user + {b['cpu_sys_s']} sys s, peak RSS {b['peak_rss_mb']} MB")
 
         profile = cProfile.Profile() if a.profile else None
         breakdown = Breakdown() if a.breakdown else None
@@ -405,13 +424,13 @@ def main(argv=None) -> int:
         e.update(run_seconds=round(result.seconds, 3), rows_out=result.rows, stats=result.stats, run_folder=folder_size(out_dir))
         e["rows_per_s"] = round(a.rows / e["wall_s"], 1)
         print(f"engine (fresh run, resume on): {e['wall_s']:.2f} s, {e['rows_per_s']:,.0f} rows/s, rows out {result.rows}, "
-              f"peak RSS {e['peak_rss_mb']} MB (RSS before {e['rss_before_mb']} MB)")
+              f"CPU {e['cpu_user_s']} user + {e['cpu_sys_s']} sys s, peak RSS {e['peak_rss_mb']} MB (RSS before {e['rss_before_mb']} MB)")
         print(f"  run folder: {e['run_folder']['files']} files, {e['run_folder']['apparent_mb']} MB ({e['run_folder']['allocated_mb']} MB allocated)")
         print("  per-step stats (seconds = compute only, commits not included):")
         print_stats(result.stats)
         if breakdown:
             e["breakdown"] = breakdown.report()
-            print("  breakdown (summed over threads; indented lines are inside store.commit):")
+            print("  breakdown (wall time inside each function, summed over threads; indented lines are inside store.commit):")
             print_breakdown(e["breakdown"], e["wall_s"])
         if profile:
             buf = io.StringIO()
@@ -431,7 +450,7 @@ def main(argv=None) -> int:
             r["rows_per_s"] = round(a.rows / r["wall_s"], 1)
             computed = {k: v["batches"] for k, v in again.stats.items() if v["batches"]}
             print(f"resume (same command, same folder): {r['wall_s']:.2f} s, {r['rows_per_s']:,.0f} input rows/s, rows out {again.rows}, "
-                  f"peak RSS {r['peak_rss_mb']} MB; batches handled per step: {computed or 'none'}")
+                  f"CPU {r['cpu_user_s']} user + {r['cpu_sys_s']} sys s, peak RSS {r['peak_rss_mb']} MB; batches handled per step: {computed or 'none'}")
             if again.rows != result.rows:
                 print(f"  WARNING: resume produced {again.rows}, the fresh run {result.rows}")
             if breakdown:

@@ -1,0 +1,45 @@
+"""The README's main command: the quickstart recipe end to end through the CLI."""
+
+import json
+
+from notos.pipeline import load_run
+
+
+def test_quickstart_runs_end_to_end_and_resumes(cli, tmp_path):
+    out = tmp_path / "qs"
+    first = cli("run", "quickstart", "--out", out, "--no-progress")
+    assert first.returncode == 0, first.stderr
+    data = load_run(out)["dataset"].to_list()
+    # 22 bundled prompts: "hi" is too short and one prompt repeats after tidying.
+    assert len(data) == 20
+    assert all(r["instruction"] == r["instruction"].strip() and r["n_words"] >= 3 for r in data)
+    assert len({r["instruction"].casefold() for r in data}) == 20
+    assert {r["row_id"] for r in data} >= {"qs-00", "qs-19"}  # ids come from the file's id column
+    assert (out / "pipeline.yaml").exists() and (out / "stats.json").exists()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["rows"] == {"dataset": 20}
+
+    again = cli("run", "quickstart", "--out", out, "--no-progress")
+    assert again.returncode == 0, again.stderr
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["tidy"]["rows_in"] == 0  # resumed: nothing recomputed
+    assert load_run(out)["dataset"].to_list() == data
+
+
+def test_quickstart_on_user_input_with_limit(cli, tmp_path):
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text("".join(json.dumps({"instruction": f"tell me a fact about the number {i}"}) + "\n" for i in range(30)))
+    out = tmp_path / "mine-run"
+    done = cli("run", "quickstart", "--input", mine, "--limit", 12, "--out", out, "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert len(load_run(out)["dataset"]) == 12
+    more = cli("run", "quickstart", "--input", mine, "--out", out, "--no-progress")
+    assert more.returncode == 0, more.stderr
+    assert len(load_run(out)["dataset"]) == 30
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(cli, tmp_path):
+    done = cli("run", "quickstart", "--dry-run", "--out", tmp_path / "none")
+    assert done.returncode == 0, done.stderr
+    assert "pipeline 'quickstart' is valid" in done.stdout
+    assert not (tmp_path / "none").exists()
