@@ -83,6 +83,13 @@ def data_identity(step: Step, batch_size: int, limit: int | None) -> str:
     return h.hexdigest()
 
 
+def _first_error(error: BaseException) -> BaseException:
+    """The first real exception inside a (nested) exception group."""
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
 class LocalExecutor:
     def __init__(self, queue_batches: int = QUEUE_BATCHES, max_workers: int | None = None):
         self.queue_batches = queue_batches
@@ -153,8 +160,8 @@ class _GraphRun:
                 async with asyncio.TaskGroup() as group:
                     for step in self.pipeline.steps:
                         group.create_task(self.drive(step), name=step.name)
-        except* NotosError as eg:
-            raise eg.exceptions[0] from None
+        except BaseExceptionGroup as group_error:
+            raise _first_error(group_error) from None
         finally:
             for pool in self.pools.values():
                 pool.shutdown(cancel_futures=True)
@@ -219,14 +226,25 @@ class _GraphRun:
 
     async def run_map(self, step: Step) -> None:
         gate = asyncio.Semaphore(step.concurrency)
-        tasks = set()
+        tasks, errors = set(), []
+
+        def done(task):
+            tasks.discard(task)
+            gate.release()
+            if not task.cancelled() and task.exception() is not None:
+                errors.append(task.exception())
+
         async for index, sig, inputs, actions in self.inbox(step):
             await gate.acquire()
+            if errors:  # stop taking batches as soon as one fails for good
+                raise errors[0]
             task = asyncio.create_task(self.map_batch(step, index, sig, inputs, actions))
             tasks.add(task)
-            task.add_done_callback(lambda t: (tasks.discard(t), gate.release()))
+            task.add_done_callback(done)
         if tasks:
             await asyncio.gather(*tasks)
+        if errors:
+            raise errors[0]
 
     async def map_batch(self, step: Step, index: int, sig: str, inputs: list, actions: dict) -> None:
         action = actions[step.name]
