@@ -39,3 +39,14 @@ def test_commit_is_atomic_and_skips_by_signature(tmp_path):
     assert not list((tmp_path / "r").rglob(".*.tmp-*"))
     fresh = RunStore(tmp_path / "r")  # a new process sees the same commits
     assert fresh.committed("s", "f" * 64) == {3: {"abcdef012345"}, 4: {"abcdef012346"}}
+
+
+def test_a_column_missing_from_the_first_row_is_kept(tmp_path):
+    store = RunStore(tmp_path / "r")
+    store.open({"leaves": {}}, "name: x\n")
+    rows = [{"row_id": "a", "_error": "gen: failed"}, {"row_id": "b", "_error": None, "answer": "yes"}]
+    store.commit("s", "f" * 64, 0, "abcdef012345", rows)
+    assert store.load("s", "f" * 64, 0, "abcdef012345") == [
+        {"row_id": "a", "_error": "gen: failed", "answer": None},
+        {"row_id": "b", "_error": None, "answer": "yes"},
+    ]

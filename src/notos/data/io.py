@@ -93,7 +93,7 @@ def _iter_jsonl(path: str, batch_size: int) -> Iterator[list[dict]]:
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, 1):
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # tolerate a byte-order mark
             except UnicodeDecodeError:
                 raise DataError(f"{path}: line {number} is not valid UTF-8") from None
             if not line.strip():
@@ -156,7 +156,11 @@ def _iter_csv(path: str, batch_size: int) -> Iterator[list[dict]]:
             path,
             read_options=pacsv.ReadOptions(block_size=1 << 20),
             parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=False),
         )
+        binary = [f.name for f in reader.schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+        if binary:
+            raise DataError(f"{path}: not valid UTF-8 (column {binary[0]})")
         batch: list[dict] = []
         for record_batch in reader:
             batch.extend(record_batch.to_pylist())
@@ -165,6 +169,8 @@ def _iter_csv(path: str, batch_size: int) -> Iterator[list[dict]]:
                 batch = batch[batch_size:]
         if batch:
             yield batch
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not valid UTF-8 (header)") from None
     except pa.ArrowInvalid as exc:
         message = str(exc).splitlines()[0]
         if "UTF8" in message or "utf8" in message.lower():
@@ -224,7 +230,16 @@ def write_rows(path: str, rows: list[dict] | pa.Table) -> Path:
 
     A path ending in `/` or without a known suffix is written as a saved `datasets` folder.
     """
-    table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows)
+    if isinstance(rows, pa.Table):
+        table = rows
+    else:
+        names = list(dict.fromkeys(k for r in rows for k in r))
+        try:
+            table = pa.Table.from_pylist([{k: r.get(k) for k in names} for r in rows])
+        except pa.ArrowException as exc:
+            table = None
+            if _SUFFIXES.get(Path(path).suffix.lower()) not in ("jsonl", "json"):
+                raise DataError(f"{path}: cannot write these rows ({str(exc).splitlines()[0]})") from None
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fmt = _SUFFIXES.get(target.suffix.lower(), "hf")
@@ -234,17 +249,29 @@ def write_rows(path: str, rows: list[dict] | pa.Table) -> Path:
         datasets.Dataset(table).save_to_disk(str(target))
         return target
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    if fmt == "parquet":
-        pq.write_table(table, tmp)
-    elif fmt == "csv":
-        import pyarrow.csv as pacsv
+    try:
+        if fmt == "parquet":
+            pq.write_table(table, tmp)
+        elif fmt == "csv":
+            import pyarrow.csv as pacsv
 
-        pacsv.write_csv(table, tmp)
-    else:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for row in table.to_pylist():
-                fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
+            delimiter = "\t" if target.suffix.lower() == ".tsv" else ","
+            pacsv.write_csv(table, tmp, pacsv.WriteOptions(delimiter=delimiter))
+        else:
+            plain = table.to_pylist() if table is not None and isinstance(rows, pa.Table) else list(rows)
+            with open(tmp, "w", encoding="utf-8") as fh:
+                if fmt == "json":
+                    json.dump(plain, fh, ensure_ascii=False, default=str)
+                    fh.write("\n")
+                else:
+                    for row in plain:
+                        fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, pa.ArrowException):
+            raise DataError(f"{path}: cannot write as {fmt} ({str(exc).splitlines()[0]})") from None
+        raise
     return target

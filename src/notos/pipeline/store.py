@@ -69,7 +69,10 @@ def atomic_write_bytes(target: Path, data: bytes) -> None:
 
 
 def rows_to_table(rows: list[dict]) -> pa.Table:
-    return pa.Table.from_pylist(rows)
+    # from_pylist takes its columns from the first row alone: use the union of all keys, so
+    # a column that only some rows have (a failed row lacks its step's outputs) is not lost.
+    names = list(dict.fromkeys(k for row in rows for k in row))
+    return pa.Table.from_pylist([{k: row.get(k) for k in names} for row in rows])
 
 
 class RunStore:
