@@ -138,6 +138,11 @@ CASES = [
     # --- data files --------------------------------------------------------------------------
     Case("missing-data-file", {"p.yaml": pipeline_yaml("{name: src, type: load_data, path: absent.jsonl}", KEEP)},
          ["p.yaml"], ["absent.jsonl"]),
+    # Relative paths are read from the YAML file's folder (README): a file of that name in the
+    # current folder must not be picked up instead.
+    Case("missing-data-file-beside-yaml", {"sub/p.yaml": pipeline_yaml("{name: src, type: load_data, path: absent.jsonl}", KEEP),
+                                           "absent.jsonl": GOOD_JSONL},
+         ["sub/p.yaml"], ["absent.jsonl"]),
     Case("empty-data-file", {"data.jsonl": "", "p.yaml": pipeline_yaml(SOURCE, KEEP)}, ["p.yaml"], ["data.jsonl", "empty"]),
     Case("blank-lines-data-file", {"data.jsonl": "\n\n   \n", "p.yaml": pipeline_yaml(SOURCE, KEEP)}, ["p.yaml"], ["data.jsonl", "no rows"]),
     Case("jsonl-not-utf8", {"data.jsonl": b'{"instruction": "caf\xe9 au lait"}\n', "p.yaml": pipeline_yaml(SOURCE, KEEP)},

@@ -37,9 +37,12 @@ def option_names(fn: Callable, skip_first: bool) -> tuple[set[str], set[str], bo
     return names, required, var_kw
 
 
-def check_options(step_name: str, fn: Callable, options: dict, skip_first: bool) -> None:
+def check_options(step_name: str, fn: Callable, options: dict, skip_first: bool, strict: bool = False) -> None:
+    """Unknown or missing options -> one line naming the step. `strict` ignores a `**settings`
+    catch-all (built-in factories pass runner settings through it, never options)."""
     names, required, var_kw = option_names(fn, skip_first)
-    if not var_kw:
+    names.discard("name")
+    if strict or not var_kw:
         for key in options:
             if key not in names:
                 known = ", ".join(sorted(names | set(RUNNER_SETTINGS))) or "none"

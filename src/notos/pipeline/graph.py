@@ -24,6 +24,7 @@ class Pipeline:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise GraphError(f"pipeline '{name}': batch_size must be a positive integer")
         self.name, self.batch_size = name, batch_size
+        _topological_order(_reachable(steps))  # a cycle is reported as such, even one off to the side
         self.steps = _topological_order(_connected(steps))
         self.by_name = {s.name: s for s in self.steps}
 
@@ -68,10 +69,21 @@ class Pipeline:
         return _root(step)
 
 
-def _connected(given) -> list[Step]:
-    for step in given:
+def _reachable(starts) -> list[Step]:
+    for step in starts:
         if not isinstance(step, Step):
             raise GraphError(f"Pipeline() takes steps, got {step!r}")
+    seen: dict[int, Step] = {}
+    stack = list(starts)
+    while stack:
+        step = stack.pop()
+        if id(step) not in seen:
+            seen[id(step)] = step
+            stack.extend(step.parents + step.children)
+    return list(seen.values())
+
+
+def _connected(given) -> list[Step]:
     seen: dict[int, Step] = {}
     stack = [given[0]]
     while stack:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from notos.data.io import iter_batches
 from notos.errors import GraphError, NotosError
 from notos.pipeline.decorators import RUNNER_SETTINGS, StepFactory, check_options
 from notos.pipeline.graph import DEFAULT_BATCH_SIZE, Pipeline
@@ -74,6 +75,8 @@ def apply_overrides(config: dict, overrides: list[str]) -> dict:
         step_name, option = key.split(".", 1)
         if step_name not in steps:
             raise NotosError(f"--set {item}: no step named '{step_name}' (steps: {', '.join(map(str, steps))})")
+        if _is_path_option(option, value):
+            value = str(Path(value).resolve())  # a path typed on the command line is relative to the shell's folder
         steps[step_name][option] = value
     return config
 
@@ -86,7 +89,12 @@ def replace_source(config: dict, input_path: str) -> dict:
     if len(sources) != 1:
         names = ", ".join(str(s.get("name")) for s in sources)
         raise NotosError(f"--input: the pipeline must have exactly one source step to replace (it has: {names or 'none'})")
-    keep = {k: v for k, v in sources[0].items() if k in ("name", *RUNNER_SETTINGS)}
+    keep = {k: v for k, v in sources[0].items() if k in ("name", "id_column", "split", *RUNNER_SETTINGS)}
+    if keep.get("id_column"):
+        # The recipe's id column applies to the new file only if that file has it.
+        first = next(iter_batches(input_path, 1, keep.get("split")), [{}])[0]
+        if keep["id_column"] not in first:
+            del keep["id_column"]
     sources[0].clear()
     sources[0].update({**keep, "type": "load_data", "path": str(Path(input_path).resolve())})
     return config
@@ -132,10 +140,8 @@ def _build_step(entry: dict, base_dir: Path, origin: str) -> Step:
         raise GraphError(f"step '{name}': missing 'type' (types: python, {', '.join(sorted(STEP_TYPES))})")
     options = {k: v for k, v in entry.items() if k not in STEP_KEYS}
     for key, value in list(options.items()):
-        if isinstance(value, str) and (key == "path" or key.endswith(("_path", "_file"))):
-            candidate = base_dir / value
-            if not Path(value).is_absolute() and "://" not in value and candidate.exists():
-                options[key] = str(candidate)
+        if _is_path_option(key, value):
+            options[key] = str(base_dir / value)  # paths in a pipeline file are relative to that file
     if type_name == "python":
         factory = _import_step(name, entry.get("fn"))
         return factory(name=name, **options)
@@ -145,11 +151,18 @@ def _build_step(entry: dict, base_dir: Path, origin: str) -> Step:
     if factory is None:
         raise GraphError(f"step '{name}': unknown type '{type_name}' (types: python, {', '.join(sorted(STEP_TYPES))})")
     settings = {k: options.pop(k) for k in RUNNER_SETTINGS if k in options}
-    check_options(name, factory, options, skip_first=False)
+    check_options(name, factory, options, skip_first=False, strict=True)
     try:
         return factory(name=name, **options, **settings)
     except TypeError as exc:
         raise GraphError(f"step '{name}': {exc}") from None
+
+
+def _is_path_option(key: str, value) -> bool:
+    return (
+        isinstance(value, str) and (key == "path" or key.endswith(("_path", "_file")))
+        and "://" not in value and not Path(value).is_absolute()
+    )
 
 
 def _import_step(name: str, ref) -> StepFactory:
@@ -160,8 +173,9 @@ def _import_step(name: str, ref) -> StepFactory:
         target = importlib.import_module(module_name)
         for part in attr.split("."):
             target = getattr(target, part)
-    except (ImportError, AttributeError) as exc:
-        raise GraphError(f"step '{name}': cannot import fn '{ref}' ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - any failure to import the user's module (SyntaxError too)
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise GraphError(f"step '{name}': cannot import fn '{ref}' ({type(exc).__name__}: {first_line})") from None
     if not isinstance(target, StepFactory):
         raise GraphError(f"step '{name}': fn '{ref}' is not a step (decorate it with @step, @global_step or @source)")
     return target

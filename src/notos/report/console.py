@@ -10,7 +10,7 @@ from rich.table import Table
 
 from notos.errors import NotosError
 
-console = Console()
+console = Console(soft_wrap=True)  # paths must stay copy-pasteable, never wrapped
 
 
 def stats_table(stats: dict, title: str) -> Table:

@@ -64,14 +64,15 @@ def source_batches(step: Step, batch_size: int, limit: int | None) -> Iterator[l
 def with_row_ids(step: Step, batches: Iterator[list[dict]]) -> Iterator[list[dict]]:
     position, seen = 0, set()
     id_column = step.options.get("id_column")
+    label = f"{step.options['path']} (source '{step.name}')" if step.options.get("path") else f"source '{step.name}'"
     for batch in batches:
         fresh = [dict(row) for row in batch]
         for row in fresh:
             row.pop("_error", None)
         if not id_column and all("row_id" in row for row in fresh):
-            assign_row_ids(fresh, position, "row_id", step.name, seen)  # rows from an earlier notos run keep their ids
+            assign_row_ids(fresh, position, "row_id", label, seen)  # rows from an earlier notos run keep their ids
         else:
-            assign_row_ids(fresh, position, id_column, step.name, seen)
+            assign_row_ids(fresh, position, id_column, label, seen)
         position += len(fresh)
         yield fresh
 
