@@ -1,21 +1,23 @@
 #!/usr/bin/env python3
 """Engine overhead: rows/s and peak RSS of a 6-step graph of cheap steps, resume on.
 
-The script
-  1. generates N UltraFeedback-like rows (`id`, `instruction` of 20-60 words, `source`) into a
-     temporary Parquet file (or JSONL with --input-format jsonl),
-  2. runs the same transformations in a plain Python loop (the baseline: no engine, no store;
-     read the file in batches, transform, write one Parquet file),
-  3. runs them as a 6-step notos pipeline into a fresh run folder with resume on (the default:
-     every caching step commits each batch to RUN/cache/),
-  4. with --resume-check, runs the same pipeline again on the same folder (a no-op resume),
-and prints wall time, rows/s, per-step seconds from the run's stats, the run folder's size
-and the peak RSS of each phase (sampled every 10 ms in a thread; VmHWM gives the process peak).
-The last line is `BENCH_JSON={...}` with every figure.
+Not a test: a script that prints figures (see bench/README.md for the numbers and commands).
+  1. A child process writes N UltraFeedback-like rows (`id`, `instruction` of 20-60 words,
+     `source`) into a temporary Parquet file (or JSONL with --input-format jsonl).
+  2. engine: the 6-step notos pipeline runs into a fresh run folder with resume on (the
+     default: every caching step commits each batch to RUN/cache/).
+  3. resume (--resume-check): the same pipeline again on the same folder, a no-op resume.
+  4. baseline: the same transformations in a plain Python loop, no engine and no store
+     (read the file in batches, transform, append to one Parquet file).
+  5. check: the run's leaf holds exactly the baseline's rows.
+It prints wall time, rows/s, CPU time, per-step seconds from the run's stats, the run
+folder's size and the peak RSS of each phase (sampled every 10 ms in a thread). The last
+line is `BENCH_JSON={...}` with every figure (--json PATH writes it too).
 
-Peak RSS of the whole process: wrap it in the shared measure.py, e.g. from the repo root
+Peak RSS of the whole process tree: wrap the script in the shared measure.py (it needs
+psutil, which .venv has), from the repository root:
 
-    python ../shared/bench/measure.py --out /tmp/m.json -- \\
+    .venv/bin/python ../shared/bench/measure.py --out /tmp/m.json -- \\
         .venv/bin/python bench/engine_overhead.py --rows 100000 --batch-size 1000 --resume-check
 
 Graph shapes (both 6 steps, same output columns):
@@ -24,9 +26,12 @@ Graph shapes (both 6 steps, same output columns):
   fanout: load_data >> count_words >> [lowercase, count_chars] >> filter_rows (fan-in, joined
           by row_id) >> keep_columns
 
---breakdown wraps engine internals (not edited, only wrapped from here) with timers to show
-where the time goes per batch: source read, row ids, batch signatures, parquet commit, fsync.
---profile N prints the top N functions of a cProfile of the event-loop thread.
+Diagnostics: --breakdown wraps engine internals with timers (from here; nothing in src/ is
+edited) to show where the time goes per batch: source read, row ids, batch signatures,
+Parquet commit, fsync. --no-step-cache gives the three Python steps cache=False (only the
+leaf commits); --no-fsync turns the store's fsyncs into no-ops (measurement only).
+--profile N prints the top N functions of a cProfile of the event-loop thread (commits run
+in other threads and do not show there).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import pstats
 import random
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -78,13 +84,16 @@ def count_chars(row, column="instruction"):
     return {"n_chars": len(row[column])}
 
 
-def build_pipeline(input_path: str, batch_size: int, shape: str, id_column: str | None) -> Pipeline:
+def build_pipeline(input_path: str, batch_size: int, shape: str, id_column: str | None, step_cache: bool = True) -> Pipeline:
+    """step_cache=False: the three Python steps do not commit (only the leaf does)."""
     src = load_data(input_path, id_column=id_column)
     keep = keep_columns(OUTPUT_COLUMNS)
     if shape == "linear":
-        src >> count_words() >> lowercase() >> filter_rows("n_words", ">=", MIN_WORDS) >> count_chars(column="prompt") >> keep
+        src >> count_words(cache=step_cache) >> lowercase(cache=step_cache) >> filter_rows("n_words", ">=", MIN_WORDS) \
+            >> count_chars(column="prompt", cache=step_cache) >> keep
     else:
-        words, low, chars, long_enough = count_words(), lowercase(), count_chars(column="instruction"), filter_rows("n_words", ">=", MIN_WORDS)
+        words, low, chars = count_words(cache=step_cache), lowercase(cache=step_cache), count_chars(column="instruction", cache=step_cache)
+        long_enough = filter_rows("n_words", ">=", MIN_WORDS)
         src >> words >> [low, chars]
         [low, chars] >> long_enough
         long_enough >> keep
@@ -115,7 +124,7 @@ def make_vocabulary(rng: random.Random, size: int = 3000) -> list[str]:
     return sorted(words)
 
 
-def generate_input(path: Path, n_rows: int, fmt: str, seed: int = 0, chunk: int = 10_000) -> None:
+def generate_input(path: Path, n_rows: int, fmt: str, seed: int = 0, chunk: int = 2_000) -> None:
     """Write n_rows UltraFeedback-like prompts, in chunks so generation does not hold them all."""
     rng = random.Random(seed)
     vocab = make_vocabulary(rng)
@@ -247,6 +256,17 @@ def filesystem_of(path: Path) -> str:
     return f"{fstype} ({best})" if best else fstype
 
 
+def notos_source() -> str:
+    """The commit of the notos checkout being measured, '+dirty' if src/ has local changes."""
+    root = Path(notos.__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "src"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return (commit or "?") + ("+dirty" if dirty else "")
+
+
 class _Proxy:
     """A stand-in for a module inside notos.pipeline.store: some functions timed, the rest as is."""
 
@@ -334,6 +354,16 @@ class Breakdown:
         p(store.RunStore, "materialize", self.timed(keys["mat"], store.RunStore.materialize))
         return stack
 
+    @staticmethod
+    def no_fsync() -> ExitStack:
+        """Diagnostic only: the store's fsync calls become no-ops (no durability on power loss)."""
+        import notos.pipeline.store as store
+
+        stack = ExitStack()
+        stack.enter_context(mock.patch.object(store, "os", _Proxy(os, fsync=lambda fd: None)))
+        stack.enter_context(mock.patch.object(store, "_fsync_dir", lambda path: None))
+        return stack
+
     def report(self) -> dict:
         return {k: {"seconds": round(self.seconds[k], 3), "calls": self.calls[k]} for k in self.seconds if self.calls[k]}
 
@@ -365,6 +395,20 @@ def run_baseline(input_path: Path, fmt: str, batch_size: int, shape: str, out_pa
     return {"rows_in": rows_in, "rows_out": rows_out, "read_s": round(read_s, 3), "transform_s": round(transform_s, 3), "write_s": round(write_s, 3)}
 
 
+def output_digest(files: list[Path]) -> tuple[int, str]:
+    """(rows, order-independent digest) of the output columns, read one row group at a time
+    so the check adds little to the process's peak RSS."""
+    import hashlib
+
+    digests = []
+    for f in files:
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=1000, columns=OUTPUT_COLUMNS):
+            for row in batch.to_pylist():
+                digests.append(hashlib.blake2b(json.dumps([row[c] for c in OUTPUT_COLUMNS]).encode(), digest_size=16).digest())
+    digests.sort()
+    return len(digests), hashlib.blake2b(b"".join(digests), digest_size=16).hexdigest()
+
+
 def run_engine(pipeline: Pipeline, out_dir: Path, profile: cProfile.Profile | None):
     if profile is not None:
         profile.enable()
@@ -385,7 +429,20 @@ def print_stats(stats: dict) -> None:
 def print_breakdown(report: dict, wall: float) -> None:
     for key, v in report.items():
         per = v["seconds"] / v["calls"] * 1000 if v["calls"] else 0
-        print(f"    {key:<58}{v['seconds']:>8.3f} s {100 * v['seconds'] / wall:>5.1f}% of wall  {v['calls']:>6} calls  {per:>7.3f} ms/call")
+        print(f"    {key:<66}{v['seconds']:>8.3f} s {100 * v['seconds'] / wall:>5.1f}% of wall  {v['calls']:>6} calls  {per:>7.3f} ms/call")
+
+
+def engine_phase(name: str, a, input_path: Path, out_dir: Path, phases: dict, profile: cProfile.Profile | None = None):
+    breakdown = Breakdown() if a.breakdown else None
+    pipeline = build_pipeline(str(input_path), a.batch_size, a.shape, a.id_column or None, not a.no_step_cache)
+    with phase(name, phases), (breakdown.patches() if breakdown else ExitStack()), (Breakdown.no_fsync() if a.no_fsync else ExitStack()):
+        result = run_engine(pipeline, out_dir, profile)
+    rec = phases[name]
+    rec.update(run_seconds=round(result.seconds, 3), rows_out=result.rows, stats=result.stats, run_folder=folder_size(out_dir))
+    rec["rows_per_s"] = round(a.rows / rec["wall_s"], 1)
+    if breakdown:
+        rec["breakdown"] = breakdown.report()
+    return result, rec
 
 
 def main(argv=None) -> int:
@@ -397,13 +454,20 @@ def main(argv=None) -> int:
     ap.add_argument("--shape", choices=["linear", "fanout"], default="linear", help="graph shape, both 6 steps (default linear)")
     ap.add_argument("--input-format", choices=["parquet", "jsonl"], default="parquet", help="format of the generated input (default parquet)")
     ap.add_argument("--id-column", default="id", help="id column given to load_data (default 'id'; '' to derive row ids from position + content)")
-    ap.add_argument("--no-baseline", action="store_true", help="skip the plain-loop baseline (to measure the engine alone under measure.py)")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the plain-loop baseline and the output check")
     ap.add_argument("--breakdown", action="store_true", help="time engine internals (source read, row ids, signatures, commit, fsync)")
+    ap.add_argument("--no-step-cache", action="store_true", help="diagnostic: the three Python steps get cache=False, so only the leaf commits")
+    ap.add_argument("--no-fsync", action="store_true", help="diagnostic: patch the store's fsync calls to no-ops, to see what they cost")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="print the top N functions of a cProfile of the event-loop thread")
     ap.add_argument("--tmp", type=Path, default=None, help="where the temporary input and run folders go (default: system temp)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary input file and run folder")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--generate-only", type=Path, default=None, metavar="PATH", help=argparse.SUPPRESS)  # the child that writes the input
     a = ap.parse_args(argv)
+    if a.generate_only:
+        generate_input(a.generate_only, a.rows, a.input_format)
+        return 0
+    script_started = time.perf_counter()
 
     if a.out is not None and a.out.exists() and (not a.out.is_dir() or any(a.out.iterdir())):
         ap.error(f"--out {a.out}: exists and is not empty; the benchmark needs a fresh run folder")
@@ -411,45 +475,33 @@ def main(argv=None) -> int:
     input_path = work / f"prompts.{a.input_format}"
     out_dir = a.out if a.out is not None else work / "run"
     results: dict = {
-        "notos_version": notos.__version__, "python": sys.version.split()[0], "pyarrow": pa.__version__,
-        "cpus": os.cpu_count(), "rows": a.rows, "batch_size": a.batch_size, "shape": a.shape, "input_format": a.input_format,
-        "id_column": a.id_column or None, "run_folder": str(out_dir), "filesystem": filesystem_of(out_dir.parent if not out_dir.exists() else out_dir),
-        "phases": {},
+        "notos_version": notos.__version__, "notos_commit": notos_source(), "python": sys.version.split()[0], "pyarrow": pa.__version__, "cpus": os.cpu_count(),
+        "rows": a.rows, "batch_size": a.batch_size, "shape": a.shape, "input_format": a.input_format, "id_column": a.id_column or None,
+        "step_cache": not a.no_step_cache, "fsync": not a.no_fsync, "run_folder": str(out_dir),
+        "filesystem": filesystem_of(out_dir if out_dir.exists() else out_dir.parent), "phases": {},
     }
     phases = results["phases"]
-    print(f"notos {notos.__version__}, python {results['python']}, pyarrow {pa.__version__}, {os.cpu_count()} CPUs; "
-          f"rows={a.rows} batch_size={a.batch_size} shape={a.shape} input={a.input_format} id_column={a.id_column or '(derived)'}")
+    print(f"notos {notos.__version__} ({results['notos_commit']}), python {results['python']}, pyarrow {pa.__version__}, {os.cpu_count()} CPUs; "
+          f"rows={a.rows} batch_size={a.batch_size} shape={a.shape} input={a.input_format} id_column={a.id_column or '(derived)'}"
+          + (" [diagnostic: intermediate steps cache=False]" if a.no_step_cache else "") + (" [diagnostic: fsync off]" if a.no_fsync else ""))
     print(f"run folder: {out_dir} on {results['filesystem']}")
 
     try:
+        # A child process writes the input, so generating it leaves nothing in this process's RSS.
         with phase("generate", phases) as rec:
-            generate_input(input_path, a.rows, a.input_format)
+            subprocess.run([sys.executable, __file__, "--generate-only", str(input_path), "--rows", str(a.rows),
+                            "--input-format", a.input_format], check=True)
             rec["input_mb"] = round(input_path.stat().st_size / 2**20, 2)
-        print(f"generate: {a.rows} rows -> {input_path.name} ({phases['generate']['input_mb']} MB) in {phases['generate']['wall_s']:.2f} s")
-
-        if not a.no_baseline:
-            with phase("baseline", phases) as rec:
-                rec.update(run_baseline(input_path, a.input_format, a.batch_size, a.shape, work / "baseline.parquet"))
-            b = phases["baseline"]
-            b["rows_per_s"] = round(b["rows_in"] / b["wall_s"], 1)
-            print(f"baseline (plain loop, read {a.batch_size}-row batches -> transform -> one Parquet file): {b['wall_s']:.2f} s, "
-                  f"{b['rows_per_s']:,.0f} rows/s, {b['rows_out']} rows out "
-                  f"(read {b['read_s']:.2f} s, transform {b['transform_s']:.2f} s, write {b['write_s']:.2f} s), CPU {b['cpu_user_s']} user + {b['cpu_sys_s']} sys s, peak RSS {b['peak_rss_mb']} MB")
+        print(f"generate (child process): {a.rows} rows -> {input_path.name} ({phases['generate']['input_mb']} MB) in {phases['generate']['wall_s']:.2f} s")
 
         profile = cProfile.Profile() if a.profile else None
-        breakdown = Breakdown() if a.breakdown else None
-        with phase("engine", phases) as rec, (breakdown.patches() if breakdown else ExitStack()):
-            result = run_engine(build_pipeline(str(input_path), a.batch_size, a.shape, a.id_column or None), out_dir, profile)
-        e = phases["engine"]
-        e.update(run_seconds=round(result.seconds, 3), rows_out=result.rows, stats=result.stats, run_folder=folder_size(out_dir))
-        e["rows_per_s"] = round(a.rows / e["wall_s"], 1)
+        result, e = engine_phase("engine", a, input_path, out_dir, phases, profile)
         print(f"engine (fresh run, resume on): {e['wall_s']:.2f} s, {e['rows_per_s']:,.0f} rows/s, rows out {result.rows}, "
               f"CPU {e['cpu_user_s']} user + {e['cpu_sys_s']} sys s, peak RSS {e['peak_rss_mb']} MB (RSS before {e['rss_before_mb']} MB)")
         print(f"  run folder: {e['run_folder']['files']} files, {e['run_folder']['apparent_mb']} MB ({e['run_folder']['allocated_mb']} MB allocated)")
         print("  per-step stats (seconds = compute only, commits not included):")
         print_stats(result.stats)
-        if breakdown:
-            e["breakdown"] = breakdown.report()
+        if "breakdown" in e:
             print("  breakdown (wall time inside each function, summed over threads; indented lines are inside store.commit):")
             print_breakdown(e["breakdown"], e["wall_s"])
         if profile:
@@ -457,29 +509,40 @@ def main(argv=None) -> int:
             pstats.Stats(profile, stream=buf).sort_stats("tottime").print_stats(a.profile)
             print("  cProfile of the event-loop thread, by tottime:")
             print("\n".join("    " + line for line in buf.getvalue().splitlines() if line.strip()))
-        if "baseline" in phases:
-            results["overhead_ratio"] = round(e["wall_s"] / phases["baseline"]["wall_s"], 1)
-            print(f"engine / baseline wall time: {results['overhead_ratio']}x")
 
         if a.resume_check:
-            breakdown = Breakdown() if a.breakdown else None
-            with phase("resume", phases) as rec, (breakdown.patches() if breakdown else ExitStack()):
-                again = run(build_pipeline(str(input_path), a.batch_size, a.shape, a.id_column or None), out_dir, progress=False)
-            r = phases["resume"]
-            r.update(run_seconds=round(again.seconds, 3), rows_out=again.rows, stats=again.stats, run_folder=folder_size(out_dir))
-            r["rows_per_s"] = round(a.rows / r["wall_s"], 1)
-            computed = {k: v["batches"] for k, v in again.stats.items() if v["batches"]}
-            print(f"resume (same command, same folder): {r['wall_s']:.2f} s, {r['rows_per_s']:,.0f} input rows/s, rows out {again.rows}, "
-                  f"CPU {r['cpu_user_s']} user + {r['cpu_sys_s']} sys s, peak RSS {r['peak_rss_mb']} MB; batches handled per step: {computed or 'none'}")
+            again, r = engine_phase("resume", a, input_path, out_dir, phases)
+            handled = {k: v["batches"] for k, v in again.stats.items() if v["batches"]}
+            print(f"resume (same pipeline, same folder): {r['wall_s']:.2f} s, {r['rows_per_s']:,.0f} input rows/s, rows out {again.rows}, "
+                  f"CPU {r['cpu_user_s']} user + {r['cpu_sys_s']} sys s, peak RSS {r['peak_rss_mb']} MB (RSS before {r['rss_before_mb']} MB); "
+                  f"batches handled per step: {handled or 'none'}")
             if again.rows != result.rows:
-                print(f"  WARNING: resume produced {again.rows}, the fresh run {result.rows}")
-            if breakdown:
-                r["breakdown"] = breakdown.report()
+                print(f"  WARNING: the resume gave {again.rows} rows, the fresh run {result.rows}")
+            if "breakdown" in r:
                 print_breakdown(r["breakdown"], r["wall_s"])
+
+        if not a.no_baseline:
+            with phase("baseline", phases) as rec:
+                rec.update(run_baseline(input_path, a.input_format, a.batch_size, a.shape, work / "baseline.parquet"))
+            b = phases["baseline"]
+            b["rows_per_s"] = round(b["rows_in"] / b["wall_s"], 1)
+            print(f"baseline (plain loop: read {a.batch_size}-row batches -> transform -> one Parquet file): {b['wall_s']:.2f} s, "
+                  f"{b['rows_per_s']:,.0f} rows/s, {b['rows_out']} rows out (read {b['read_s']:.2f} s, transform {b['transform_s']:.2f} s, "
+                  f"write {b['write_s']:.2f} s), CPU {b['cpu_user_s']} user + {b['cpu_sys_s']} sys s, peak RSS {b['peak_rss_mb']} MB")
+            results["overhead_ratio"] = round(e["wall_s"] / b["wall_s"], 1)
+            print(f"engine / baseline wall time: {results['overhead_ratio']}x")
+            engine_rows = output_digest(sorted((out_dir / "data" / "keep_columns").glob("part-*.parquet")))
+            results["same_rows_as_baseline"] = engine_rows == output_digest([work / "baseline.parquet"])
+            print(f"check: the run's data/keep_columns holds the baseline's rows ({engine_rows[0]}, any order): {results['same_rows_as_baseline']}")
     finally:
+        cleanup_started = time.perf_counter()
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
+        results["cleanup_s"] = round(time.perf_counter() - cleanup_started, 3)
 
+    results["script_wall_s"] = round(time.perf_counter() - script_started, 3)
+    print(f"script: {results['script_wall_s']:.2f} s after imports, of which removing the temporary folder {results['cleanup_s']:.2f} s"
+          + (f"; kept {work}" if a.keep else ""))
     if a.json:
         a.json.write_text(json.dumps(results, indent=2))
     print("BENCH_JSON=" + json.dumps(results))

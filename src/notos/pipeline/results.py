@@ -28,7 +28,8 @@ def load_run(run_dir: str | Path):
         folder = root / rel
         if not folder.is_dir():
             raise NotosError(f"{root}: leaf '{leaf}' has no data yet (status: {manifest.get('status')}); rerun the pipeline to finish it")
-        tables = [pq.read_table(f) for f in sorted(folder.glob("part-*.parquet"))]
+        files = sorted(folder.glob("part-*.parquet"), key=lambda f: int(f.stem.split("-")[1]))  # numeric: no width limit
+        tables = [pq.read_table(f) for f in files]
         if tables:
             table = pa.concat_tables(tables, promote_options="permissive")
         else:

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from notos.errors import NotosError
 
-PART = re.compile(r"^part-(\d{6})-([0-9a-f]{12})\.(parquet|empty)$")
+PART = re.compile(r"^part-(\d{6,})-([0-9a-f]{12})\.(parquet|empty)$")
 SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|authorization)", re.I)
 
 
@@ -72,7 +72,7 @@ def rows_to_table(rows: list[dict]) -> pa.Table:
     # from_pylist takes its columns from the first row alone: use the union of all keys, so
     # a column that only some rows have (a failed row lacks its step's outputs) is not lost.
     names = list(dict.fromkeys(k for row in rows for k in row))
-    return pa.Table.from_pylist([{k: row.get(k) for k in names} for row in rows])
+    return pa.Table.from_pydict({k: [row.get(k) for row in rows] for k in names})
 
 
 class RunStore:
@@ -158,9 +158,9 @@ class RunStore:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
+            _fsync_dir(folder)
         else:
             atomic_write_bytes(self._part(step, fingerprint, index, sig, "empty"), b"")
-        _fsync_dir(folder)
         self.committed(step, fingerprint).setdefault(index, set()).add(sig)
 
     def load(self, step: str, fingerprint: str, index: int, sig: str) -> list[dict]:
@@ -193,7 +193,7 @@ class RunStore:
             src = self._part(leaf, fingerprint, index, sig, "parquet")
             if not src.exists():
                 continue
-            dst = new / f"part-{n:05d}.parquet"
+            dst = new / f"part-{n:06d}.parquet"
             try:
                 os.link(src, dst)
             except OSError:

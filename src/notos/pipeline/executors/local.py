@@ -51,10 +51,14 @@ def source_batches(step: Step, batch_size: int, limit: int | None) -> Iterator[l
         if limit is not None:
             rows = rows[: max(0, limit - produced - len(pending))]
         pending.extend(rows)
-        while len(pending) >= batch_size:
+        # Slice by offset and cut the list once per item: a source that yields one huge list
+        # would otherwise cost quadratic time.
+        start = 0
+        while len(pending) - start >= batch_size:
             produced += batch_size
-            yield pending[:batch_size]
-            pending = pending[batch_size:]
+            yield pending[start : start + batch_size]
+            start += batch_size
+        pending = pending[start:]
         if limit is not None and produced + len(pending) >= limit:
             break
     if pending:
@@ -215,12 +219,13 @@ class _GraphRun:
         batches = with_row_ids(step, source_batches(step, self.pipeline.batch_size, self.limit))
         loop = asyncio.get_running_loop()
         index = 0
+        signed = ((batch, batch_signature(batch)) for batch in batches)
         while True:
-            # Reading may block on disk: keep it off the event loop.
-            batch = await loop.run_in_executor(None, next, batches, None)
-            if batch is None:
+            # Reading and hashing cost CPU and disk: keep them off the event loop.
+            item = await loop.run_in_executor(None, next, signed, None)
+            if item is None:
                 break
-            sig = batch_signature(batch)
+            batch, sig = item
             actions = self.planner.actions(step, index, sig)
             await self.finish_batch(step, index, sig, batch if actions[step.name] != SKIP else None, actions, loaded=False)
             index += 1
@@ -269,10 +274,10 @@ class _GraphRun:
             self.progress.advance(step.name, len(rows), stats.rows_failed)
             return
         result = await compute_batch(step, rows, self.pools)
-        stats.seconds += time.perf_counter() - started
         stats.rows_failed += result.failed
         stats.tokens += result.tokens
         await self.finish_batch(step, index, sig, result.rows, actions, loaded=False, counted_in=True)
+        stats.seconds += time.perf_counter() - started  # compute and commit
 
     async def route(self, step: Step, index: int, sig: str, rows: list[dict], actions: dict) -> None:
         chosen = set(step.fn(index, len(step.children), **step.options))
