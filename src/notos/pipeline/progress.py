@@ -17,6 +17,7 @@ class StepStats:
     rows_cached: int = 0  # rows loaded from a committed batch instead of computed
     batches: int = 0
     seconds: float = 0.0  # time spent computing this step's batches (may overlap across steps)
+    commit_seconds: float = 0.0  # time spent committing them to the run folder
     tokens: int = 0
     started: float = field(default_factory=time.perf_counter, repr=False)
 
@@ -24,6 +25,7 @@ class StepStats:
         data = asdict(self)
         data.pop("started")
         data["seconds"] = round(self.seconds, 3)
+        data["commit_seconds"] = round(self.commit_seconds, 3)
         data["rows_per_s"] = round(self.rows_in / self.seconds, 1) if self.seconds > 0 else None
         return data
 

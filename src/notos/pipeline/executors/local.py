@@ -274,10 +274,10 @@ class _GraphRun:
             self.progress.advance(step.name, len(rows), stats.rows_failed)
             return
         result = await compute_batch(step, rows, self.pools)
+        stats.seconds += time.perf_counter() - started
         stats.rows_failed += result.failed
         stats.tokens += result.tokens
         await self.finish_batch(step, index, sig, result.rows, actions, loaded=False, counted_in=True)
-        stats.seconds += time.perf_counter() - started  # compute and commit
 
     async def route(self, step: Step, index: int, sig: str, rows: list[dict], actions: dict) -> None:
         chosen = set(step.fn(index, len(step.children), **step.options))
@@ -289,7 +289,9 @@ class _GraphRun:
         if rows is not None:
             stats = self.stats[step.name]
             if actions[step.name] == COMPUTE and self.planner.caches(step):
+                started = time.perf_counter()
                 await asyncio.get_running_loop().run_in_executor(None, self.store.commit, step.name, self.fps[step.name], index, sig, rows)
+                stats.commit_seconds += time.perf_counter() - started
             if loaded:
                 stats.rows_cached += len(rows)
             elif not counted_in:
