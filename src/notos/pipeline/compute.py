@@ -31,7 +31,7 @@ class BatchResult:
     tokens: int = 0
 
 
-def _merge_row(step: Step, row: dict, result, failures: list) -> list[dict]:
+def _merge_row(step_name: str, row: dict, result) -> list[dict]:
     """Per-row result -> output rows: dict adds columns, list expands, None drops."""
     if result is None:
         return []
@@ -39,19 +39,17 @@ def _merge_row(step: Step, row: dict, result, failures: list) -> list[dict]:
         return [{**row, **result}]
     if isinstance(result, list) and all(isinstance(r, dict) for r in result):
         return [{**row, **r, "row_id": f"{row['row_id']}.{i}"} for i, r in enumerate(result)]
-    failures.append(row)
-    return [{**row, "_error": f"{step.name}: returned {type(result).__name__}, expected a dict, a list of dicts or None"}]
+    return [{**row, "_error": f"{step_name}: returned {type(result).__name__}, expected a dict, a list of dicts or None"}]
 
 
 def apply_sync(step_fn, per_row: bool, step_name: str, rows: list[dict], options: dict) -> list[dict]:
     """Run a sync step over live rows (also the body of thread/process workers)."""
     fn = _resolve(step_fn)
-    fake = Step(name=step_name, kind="map", fn=fn)
     if per_row:
         out: list[dict] = []
         for row in rows:
             try:
-                out.extend(_merge_row(fake, row, fn(row, **options), []))
+                out.extend(_merge_row(step_name, row, fn(row, **options)))
             except Exception as exc:  # noqa: BLE001 - one row's failure must not void the batch
                 out.append({**row, "_error": failure_reason(step_name, exc)})
         return out
@@ -93,7 +91,7 @@ async def apply_async(step: Step, rows: list[dict]) -> list[dict]:
         async def one(row):
             async with gate:
                 try:
-                    return _merge_row(step, row, await step.fn(row, **step.options), [])
+                    return _merge_row(step.name, row, await step.fn(row, **step.options))
                 except Exception as exc:  # noqa: BLE001
                     return [{**row, "_error": failure_reason(step.name, exc)}]
 
