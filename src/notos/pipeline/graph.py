@@ -160,10 +160,7 @@ def _root(step: Step) -> Step:
 
 def peek_columns(step: Step) -> dict[str, str]:
     """The columns of a source, read from its first row (a file's first batch)."""
-    try:
-        first = next(islice(iter(step.fn(**step.options)), 1), None)
-    except StopIteration:
-        first = None
+    first = next(islice(iter(step.fn(**step.options)), 1), None)
     if isinstance(first, list):
         first = first[0] if first else None
     if first is None:

@@ -176,9 +176,6 @@ class _GraphRun:
         for child in step.children:
             await self.queues[(step.name, child.name)].put(message)
 
-    async def emit_to(self, step: Step, child: Step, message) -> None:
-        await self.queues[(step.name, child.name)].put(message)
-
     async def inbox(self, step: Step):
         """Yield (index, sig, [rows per parent], actions) once every parent has sent the batch."""
         if len(step.parents) == 1:
@@ -282,7 +279,7 @@ class _GraphRun:
     async def route(self, step: Step, index: int, sig: str, rows: list[dict], actions: dict) -> None:
         chosen = set(step.fn(index, len(step.children), **step.options))
         for i, child in enumerate(step.children):
-            await self.emit_to(step, child, (index, sig, rows if i in chosen else [], actions))
+            await self.queues[(step.name, child.name)].put((index, sig, rows if i in chosen else [], actions))
 
     async def finish_batch(self, step, index, sig, rows, actions, *, loaded: bool, counted_in: bool = False) -> None:
         """Commit (if this step caches and computed it), count, and pass the batch on."""
