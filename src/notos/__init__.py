@@ -9,4 +9,8 @@ def __getattr__(name):
         import notos.pipeline as pipeline
 
         return getattr(pipeline, name)
+    if name == "text_generation":
+        from notos.tasks import text_generation
+
+        return text_generation
     raise AttributeError(name)

@@ -38,6 +38,9 @@ def run(
     set_: list[str] = typer.Option([], "--set", "-s", help="Override an option: step.option=value (repeatable)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate the pipeline and print it; run nothing."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show per-step progress bars."),
+    llm_base_url: str = typer.Option(None, "--llm-base-url", help="Point every LLM of the pipeline at this OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1)."),
+    llm_model: str = typer.Option(None, "--llm-model", help="Model name to ask that server for (default: the first one it lists)."),
+    llm_api_key_env: str = typer.Option(None, "--llm-api-key-env", help="Environment variable holding that server's API key (the key itself is never written anywhere)."),
 ):
     """Run a pipeline, or resume it: committed batches are skipped, changed steps rerun."""
     from notos.pipeline import run as run_pipeline
@@ -47,7 +50,10 @@ def run(
     path = resolve_pipeline(pipeline)
     if input is not None and not input.exists():
         raise NotosError(f"--input {input}: no such file")
-    pipe, _config = load_pipeline(path, set_, str(input) if input else None)
+    if (llm_model or llm_api_key_env) and not llm_base_url:
+        raise NotosError("--llm-model and --llm-api-key-env go with --llm-base-url")
+    server = {"base_url": llm_base_url, "model": llm_model, "api_key_env": llm_api_key_env} if llm_base_url else None
+    pipe, _config = load_pipeline(path, set_, str(input) if input else None, llm_server=server)
     columns = pipe.validate()
     if dry_run:
         print_plan(pipe, columns)
@@ -65,6 +71,20 @@ def recipes():
     for path in sorted(RECIPES.glob("*.yaml")):
         description = (yaml.safe_load(path.read_text()) or {}).get("description", "")
         typer.echo(f"{path.stem:<16} {description.strip().splitlines()[0] if description else ''}")
+
+
+@app.command()
+def models(as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables.")):
+    """List the models available offline (embedded, Hugging Face cache) and the LLM backends."""
+    from notos.llms.catalog import backends, models as found_models
+    from notos.report.console import print_models
+
+    if as_json:
+        import json
+
+        typer.echo(json.dumps({"models": found_models(), "backends": backends()}, indent=2))
+        return
+    print_models(found_models(), backends())
 
 
 @app.command()

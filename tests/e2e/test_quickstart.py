@@ -4,10 +4,13 @@ import json
 
 from notos.pipeline import load_run
 
+SHORT = ("--set", "answer.max_new_tokens=16")  # the real model, fewer tokens: the suite stays quick
+TINY = ("--set", "answer.max_new_tokens=4")
+
 
 def test_quickstart_runs_end_to_end_and_resumes(cli, tmp_path):
     out = tmp_path / "qs"
-    first = cli("run", "quickstart", "--out", out, "--no-progress")
+    first = cli("run", "quickstart", "--out", out, "--no-progress", *SHORT, timeout=600)
     assert first.returncode == 0, first.stderr
     data = load_run(out)["dataset"].to_list()
     # 22 bundled prompts: "hi" is too short and one prompt repeats after tidying.
@@ -15,11 +18,14 @@ def test_quickstart_runs_end_to_end_and_resumes(cli, tmp_path):
     assert all(r["instruction"] == r["instruction"].strip() and r["n_words"] >= 3 for r in data)
     assert len({r["instruction"].casefold() for r in data}) == 20
     assert {r["row_id"] for r in data} >= {"qs-00", "qs-19"}  # ids come from the file's id column
+    # Answered by the embedded model, for real: text, the model's name and its token usage.
+    assert all(r["generation"].strip() and r["model_name"] == "SmolLM2-135M-Instruct" for r in data)
+    assert all(0 < r["usage"]["completion_tokens"] <= 16 for r in data)
     assert (out / "pipeline.yaml").exists() and (out / "stats.json").exists()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["rows"] == {"dataset": 20}
 
-    again = cli("run", "quickstart", "--out", out, "--no-progress")
+    again = cli("run", "quickstart", "--out", out, "--no-progress", *SHORT, timeout=600)
     assert again.returncode == 0, again.stderr
     stats = json.loads((out / "stats.json").read_text())
     assert stats["tidy"]["rows_in"] == 0  # resumed: nothing recomputed
@@ -30,10 +36,10 @@ def test_quickstart_on_user_input_with_limit(cli, tmp_path):
     mine = tmp_path / "mine.jsonl"
     mine.write_text("".join(json.dumps({"instruction": f"tell me a fact about the number {i}"}) + "\n" for i in range(30)))
     out = tmp_path / "mine-run"
-    done = cli("run", "quickstart", "--input", mine, "--limit", 12, "--out", out, "--no-progress")
+    done = cli("run", "quickstart", "--input", mine, "--limit", 12, "--out", out, "--no-progress", *TINY, timeout=600)
     assert done.returncode == 0, done.stderr
     assert len(load_run(out)["dataset"]) == 12
-    more = cli("run", "quickstart", "--input", mine, "--out", out, "--no-progress")
+    more = cli("run", "quickstart", "--input", mine, "--out", out, "--no-progress", *TINY, timeout=600)
     assert more.returncode == 0, more.stderr
     assert len(load_run(out)["dataset"]) == 30
 

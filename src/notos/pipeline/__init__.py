@@ -12,9 +12,11 @@ from notos.pipeline.yaml_io import build_pipeline, load_pipeline, to_config, to_
 
 
 def run(pipeline: Pipeline, out_dir, *, limit: int | None = None, progress: bool = True, executor=None) -> RunResult:
-    """Run (or resume) a pipeline into `out_dir`."""
+    """Run (or resume) a pipeline into `out_dir`. A step stands for the graph it is part of."""
     from notos.pipeline.store import redact
 
+    if isinstance(pipeline, Step):
+        pipeline = Pipeline(pipeline)
     import yaml
 
     config_yaml = yaml.safe_dump(redact(to_config(pipeline)), sort_keys=False, allow_unicode=True)

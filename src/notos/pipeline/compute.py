@@ -2,8 +2,9 @@
 
 Shared by every executor. A failed row is kept, with `_error` set to "step: reason"; later
 steps pass it through untouched, so it lands in the output with its reason and is counted.
-A step may report token usage by returning a `_tokens` integer in a row; it is summed into
-the step's stats and removed from the row.
+A batch step may fail single rows by setting their `_error` to the reason (the step's name is
+put in front). A step may report token usage by returning a `_tokens` integer in a row; it
+is summed into the step's stats and removed from the row.
 """
 
 from __future__ import annotations
@@ -130,6 +131,8 @@ async def compute_batch(step: Step, rows: list[dict], pools: dict) -> BatchResul
             tokens += used
         if row.get("_error"):
             failed += 1
+            if not str(row["_error"]).startswith(f"{step.name}: "):
+                row["_error"] = f"{step.name}: {row['_error']}"[:MAX_REASON]
         else:
             row.setdefault("_error", None)
     return BatchResult(rows=out + passed, failed=failed, tokens=tokens)

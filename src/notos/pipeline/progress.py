@@ -16,14 +16,29 @@ class StepStats:
     rows_failed: int = 0  # rows that failed in this step
     rows_cached: int = 0  # rows loaded from a committed batch instead of computed
     batches: int = 0
-    seconds: float = 0.0  # time spent computing this step's batches (may overlap across steps)
+    # Wall time while at least one of this step's batches was computing: batches in flight
+    # together count once (steps still overlap one another).
+    seconds: float = 0.0
     commit_seconds: float = 0.0  # time spent committing them to the run folder
     tokens: int = 0
     started: float = field(default_factory=time.perf_counter, repr=False)
+    active: int = field(default=0, repr=False)
+    busy_since: float = field(default=0.0, repr=False)
+
+    def begin(self) -> None:
+        if self.active == 0:
+            self.busy_since = time.perf_counter()
+        self.active += 1
+
+    def end(self) -> None:
+        self.active -= 1
+        if self.active == 0:
+            self.seconds += time.perf_counter() - self.busy_since
 
     def record(self):
         data = asdict(self)
-        data.pop("started")
+        for internal in ("started", "active", "busy_since"):
+            data.pop(internal)
         data["seconds"] = round(self.seconds, 3)
         data["commit_seconds"] = round(self.commit_seconds, 3)
         data["rows_per_s"] = round(self.rows_in / self.seconds, 1) if self.seconds > 0 else None

@@ -3,6 +3,7 @@
 from collections.abc import Callable
 
 from notos.pipeline import columns, routing, sources
+from notos.tasks import generation
 
 STEP_TYPES: dict[str, Callable] = {
     "load_data": sources.load_data,
@@ -13,6 +14,7 @@ STEP_TYPES: dict[str, Callable] = {
     "drop_columns": columns.drop_columns,
     "filter_rows": columns.filter_rows,
     "group_columns": columns.group_columns,
+    "text_generation": generation.text_generation,
 }
 
 

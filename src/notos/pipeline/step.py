@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from notos.errors import GraphError
@@ -61,6 +61,8 @@ class Step:
     join: Callable[[list[list[dict] | None]], list[dict]] | None = None
     count: Callable[[], int | None] | None = None  # sources: row count for progress bars, if cheap
     ref: str = ""  # "module:function" of a Python step, for YAML and the fingerprint
+    # Awaited once when a run ends, however it ends: e.g. closing an LLM client's sessions.
+    teardown: Callable[[], Awaitable[None]] | None = None
     parents: list[Step] = field(default_factory=list, repr=False)
     children: list[Step] = field(default_factory=list, repr=False)
 

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +27,37 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from notos.errors import NotosError
+
+if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
+    # Arrow's default mimalloc pool keeps freed batch buffers for reuse, so a long run's RSS
+    # climbs with every committed part (191 vs 140 MB over 12k LLM rows, bench/README.md);
+    # the system allocator hands them back. Users who set the variable keep their choice.
+    pa.set_memory_pool(pa.system_memory_pool())
+
+
+class _HidePandas:
+    def find_spec(self, name, path=None, target=None):
+        if name == "pandas" or name.startswith("pandas."):
+            raise ImportError("pandas is hidden while pyarrow checks its list inputs")
+        return None
+
+
+def _spare_pandas_import() -> None:
+    """pyarrow imports pandas (+50 MB RSS, ~0.4 s) the first time it converts a Python list,
+    only to ask whether the list is a pandas object. Let that first check find no pandas:
+    pyarrow then stops asking for lists, and still imports pandas whenever a caller really
+    needs it (`Table.to_pandas`, `from_pandas`), because those calls retry the import."""
+    if "pandas" in sys.modules:
+        return
+    hide = _HidePandas()
+    sys.meta_path.insert(0, hide)
+    try:
+        pa.array([0])
+    finally:
+        sys.meta_path.remove(hide)
+
+
+_spare_pandas_import()
 
 PART = re.compile(r"^part-(\d{6,})-([0-9a-f]{12})\.(parquet|empty)$")
 SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|authorization)", re.I)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 import sys
 from pathlib import Path
 
@@ -97,6 +98,29 @@ def replace_source(config: dict, input_path: str) -> dict:
             del keep["id_column"]
     sources[0].clear()
     sources[0].update({**keep, "type": "load_data", "path": str(Path(input_path).resolve())})
+    return config
+
+
+def is_llm_option(key: str) -> bool:
+    return key == "llm" or key.endswith("_llm")
+
+
+def point_llms(config: dict, base_url: str, model: str | None = None, api_key_env: str | None = None) -> dict:
+    """`--llm-base-url`: every LLM of the pipeline talks to one OpenAI-compatible server."""
+    from notos.llms.spec import point_at_server
+
+    config = copy.deepcopy(config)
+    changed = 0
+    for entry in config.get("steps") or []:
+        if not isinstance(entry, dict):
+            continue
+        factory = STEP_TYPES.get(entry.get("type"))
+        declared = set(inspect.signature(factory).parameters) if factory else set()
+        for key in {k for k in [*entry, *declared] if is_llm_option(k)}:
+            entry[key] = point_at_server(base_url, model, api_key_env)
+            changed += 1
+    if not changed:
+        raise NotosError("--llm-base-url: this pipeline has no LLM steps to point at a server")
     return config
 
 
@@ -181,11 +205,14 @@ def _import_step(name: str, ref) -> StepFactory:
     return target
 
 
-def load_pipeline(path: str | Path, overrides: list[str] = (), input_path: str | None = None) -> tuple[Pipeline, dict]:
+def load_pipeline(path: str | Path, overrides: list[str] = (), input_path: str | None = None,
+                  llm_server: dict | None = None) -> tuple[Pipeline, dict]:
     """Read, override and build a YAML pipeline; returns it with the resolved config."""
     config = read_config(path)
     if input_path is not None:
         config = replace_source(config, input_path)
+    if llm_server:
+        config = point_llms(config, **llm_server)
     config = apply_overrides(config, list(overrides))
     pipeline = build_pipeline(config, Path(path).parent, origin=str(path))
     return pipeline, config

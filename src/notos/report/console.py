@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from notos.errors import NotosError
@@ -20,9 +21,15 @@ def stats_table(stats: dict, title: str) -> Table:
     for name, s in stats.items():
         table.add_row(
             name, f"{s['rows_in']:,}", f"{s['rows_out']:,}", f"[red]{s['rows_failed']:,}[/red]" if s["rows_failed"] else "0",
-            f"{s['rows_cached']:,}", f"{s['seconds']:.2f}", f"{s['rows_per_s']:,.0f}" if s.get("rows_per_s") else "-", f"{s['tokens']:,}",
+            f"{s['rows_cached']:,}", f"{s['seconds']:.2f}", _rate(s.get("rows_per_s")), f"{s['tokens']:,}",
         )
     return table
+
+
+def _rate(rows_per_s) -> str:
+    if not rows_per_s:
+        return "-"
+    return f"{rows_per_s:,.0f}" if rows_per_s >= 10 else f"{rows_per_s:.2g}"
 
 
 def print_run_summary(result) -> None:
@@ -53,3 +60,21 @@ def print_run_folder(run_dir: Path) -> None:
         console.print(stats_table(json.loads(stats_path.read_text()), "per-step stats"))
     for leaf, rel in manifest.get("leaves", {}).items():
         console.print(f"  {leaf}: {(manifest.get('rows') or {}).get(leaf, '?')} rows in {Path(run_dir) / rel}")
+
+
+def print_models(models: list[dict], backends: list[dict]) -> None:
+    table = Table(title="models available offline", title_justify="left")
+    for column in ("model", "spec", "size MB", "ready"):
+        table.add_column(column)
+    for m in models:
+        table.add_row(m["name"], m["spec"], "-" if m["size_mb"] is None else f"{m['size_mb']:,}",
+                      "[green]yes[/green]" if m["ready"] else "[yellow]no[/yellow]")
+    console.print(table)
+    for m in models:  # full paths below the table: a table cell would cut them
+        console.print(f"  {escape(m['name'])}: {escape(m['where'])}", highlight=False)
+    table = Table(title="backends", title_justify="left")
+    for column in ("backend", "spec", "ready", "note"):
+        table.add_column(column)
+    for b in backends:
+        table.add_row(b["backend"], escape(b["spec"]), "[green]yes[/green]" if b["ready"] else "[yellow]no[/yellow]", escape(b["note"]))
+    console.print(table)

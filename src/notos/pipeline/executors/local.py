@@ -170,6 +170,9 @@ class _GraphRun:
         finally:
             for pool in self.pools.values():
                 pool.shutdown(cancel_futures=True)
+            for step in self.pipeline.steps:
+                if step.teardown is not None:
+                    await step.teardown()
 
     # -- messaging --------------------------------------------------------------------
     async def emit(self, step: Step, message) -> None:
@@ -263,15 +266,17 @@ class _GraphRun:
         rows = inputs[0] if len(inputs) == 1 else (step.join or merge_parents)(inputs)
         stats = self.stats[step.name]
         stats.rows_in += len(rows)
-        started = time.perf_counter()
         if step.kind == "route":
             await self.route(step, index, sig, rows, actions)
             stats.rows_out += len(rows)
             stats.batches += 1
             self.progress.advance(step.name, len(rows), stats.rows_failed)
             return
-        result = await compute_batch(step, rows, self.pools)
-        stats.seconds += time.perf_counter() - started
+        stats.begin()
+        try:
+            result = await compute_batch(step, rows, self.pools)
+        finally:
+            stats.end()
         stats.rows_failed += result.failed
         stats.tokens += result.tokens
         await self.finish_batch(step, index, sig, result.rows, actions, loaded=False, counted_in=True)

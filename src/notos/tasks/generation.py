@@ -1,0 +1,122 @@
+"""Text generation: an instruction (and optional system prompt) in, one or more answers out,
+with the model that wrote them and the tokens it used.
+
+    - name: answer
+      type: text_generation
+      after: prompts
+      llm: embedded                 # or openai:gpt-4o-mini, http://host/v1, {backend: ...}
+      num_generations: 1
+      temperature: 0.7
+      max_new_tokens: 256
+
+Adds `generation` (a list when num_generations > 1), `model_name`, `finish_reason` and
+`usage` ({prompt_tokens, completion_tokens}). A request that fails, or an empty answer,
+fails only its row, with the reason in `_error`.
+"""
+
+from __future__ import annotations
+
+from notos.errors import GraphError
+from notos.pipeline.step import Step
+
+LLM_STEP_CONCURRENCY = 4  # batches in flight: keeps a remote server busy across batch edges
+
+
+def text_generation(
+    llm="embedded",
+    instruction_column: str = "instruction",
+    system_prompt: str | None = None,
+    system_prompt_column: str | None = None,
+    output_column: str = "generation",
+    num_generations: int = 1,
+    max_new_tokens: int = 256,
+    temperature: float = 0.7,
+    top_p: float = 1.0,
+    stop: list[str] | None = None,
+    seed: int | None = None,
+    logprobs: bool = False,
+    allow_empty: bool = False,
+    *,
+    name: str = "text_generation",
+    **settings,
+) -> Step:
+    from notos.errors import NotosError
+    from notos.llms.spec import check_spec
+
+    try:
+        check_spec(llm)
+    except NotosError as exc:
+        raise GraphError(f"step '{name}': {exc}") from None
+    if stop is not None and not (isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
+        raise GraphError(f"step '{name}': option 'stop' must be a list of strings")
+    check_params(name, num_generations=num_generations, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
+    inputs = {instruction_column: "str"}
+    if system_prompt_column:
+        inputs[system_prompt_column] = "str"
+    outputs = [output_column, "model_name", "finish_reason", "usage"] + (["logprobs"] if logprobs else [])
+    options = {
+        "llm": llm, "instruction_column": instruction_column, "system_prompt": system_prompt,
+        "system_prompt_column": system_prompt_column, "output_column": output_column,
+        "num_generations": num_generations, "max_new_tokens": max_new_tokens, "temperature": temperature,
+        "top_p": top_p, "stop": stop, "seed": seed, "logprobs": logprobs, "allow_empty": allow_empty,
+    }
+    settings.setdefault("concurrency", LLM_STEP_CONCURRENCY)
+    return Step(
+        name=name, kind="map", fn=generate_batch, per_row=False, inputs=inputs, outputs=tuple(outputs),
+        options=options, type_name="text_generation", teardown=close_llms, **settings,
+    )
+
+
+def check_params(step_name: str, **values) -> None:
+    rules = {"num_generations": (1, int), "max_new_tokens": (1, int), "temperature": (0, float), "top_p": (0, float)}
+    for key, value in values.items():
+        low, kind = rules[key]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= low
+        if kind is int:
+            ok = ok and isinstance(value, int)
+        if key == "top_p":
+            ok = ok and 0 < value <= 1
+        if not ok:
+            raise GraphError(f"step '{step_name}': option '{key}' has a bad value {value!r}")
+
+
+def build_conversation(row: dict, instruction_column: str, system_prompt: str | None, system_prompt_column: str | None) -> list[dict]:
+    system = row.get(system_prompt_column) if system_prompt_column else system_prompt
+    messages = [{"role": "system", "content": system}] if system else []
+    return messages + [{"role": "user", "content": row[instruction_column]}]
+
+
+async def generate_batch(rows: list[dict], *, llm, instruction_column, system_prompt, system_prompt_column, output_column,
+                         num_generations, max_new_tokens, temperature, top_p, stop, seed, logprobs, allow_empty) -> list[dict]:
+    from notos.llms.spec import get_llm
+    from notos.llms.types import GenerationParams
+
+    client = get_llm(llm)
+    params = GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, stop=stop,
+                              seed=seed, n=num_generations, logprobs=logprobs)
+    conversations = [build_conversation(r, instruction_column, system_prompt, system_prompt_column) for r in rows]
+    results = await client.generate(conversations, params)
+    out = []
+    for row, result in zip(rows, results):
+        new = {**row, "_tokens": result.prompt_tokens + result.completion_tokens}
+        if result.error:
+            new["_error"] = result.error
+        elif not allow_empty and not any(t.strip() for t in result.texts):
+            new["_error"] = f"empty generation (finish_reason {', '.join(result.finish_reasons) or 'none'})"
+        else:
+            single = num_generations == 1
+            new[output_column] = result.texts[0] if single else result.texts
+            new["finish_reason"] = result.finish_reasons[0] if single else result.finish_reasons
+            if logprobs:
+                per_text = [[{"token": t, "logprob": lp} for t, lp in tokens] for tokens in result.token_logprobs or [[]]]
+                new["logprobs"] = per_text[0] if single else per_text
+        new["model_name"] = client.model_name
+        new["usage"] = {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens}
+        out.append(new)
+    return out
+
+
+async def close_llms() -> None:
+    from notos.llms.spec import close_all
+
+    await close_all()

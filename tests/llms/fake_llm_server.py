@@ -1,0 +1,147 @@
+"""A real OpenAI-compatible HTTP server on 127.0.0.1 for the tests, with fault modes.
+
+It runs an aiohttp app on its own event loop in a background thread, so tests (and CLI
+subprocesses) talk to it over real loopback HTTP. A fault is asked for inside the last user
+message, so it follows the row whatever the concurrency:
+
+    [500x2]        the first 2 requests with this text get HTTP 500, then it answers
+    [429x1:ra=1]   the first request gets 429 with `Retry-After: 1`
+    [hang] [hangx1] never answer (or only the first time) - the client must time out
+    [badjson] [badjsonx2]  a 200 whose body is not JSON
+    [empty]        a 200 whose message content is ""
+    [400]          HTTP 400 with an error message (not worth retrying)
+    [401]          HTTP 401
+Otherwise it answers "Answer to: <text>" with usage counted in words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections import Counter
+
+from aiohttp import web
+
+FAULT = re.compile(r"\[(500|429|hang|badjson|empty|400|401)(?:x(\d+))?(?::ra=(\d+))?\]")
+
+
+class FakeLLMServer:
+    def __init__(self, latency: float = 0.0, model: str = "fake-model"):
+        self.latency, self.model = latency, model
+        self.attempts: Counter[str] = Counter()  # user text -> requests seen
+        self.requests: list[dict] = []  # bodies, in arrival order
+        self.headers: list[dict] = []
+        self.arrivals: list[float] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self):
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("fake LLM server did not start")
+        return self
+
+    def __exit__(self, *exc):
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def _serve(self):
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._main())
+        self._loop.close()
+
+    async def _main(self):
+        self._stop = asyncio.Event()
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        await self._stop.wait()
+        await runner.cleanup()
+        # Hanging handlers ([hang]) are still asleep: end them so nothing is left pending.
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _models(self, request):
+        return web.json_response({"object": "list", "data": [{"id": self.model, "object": "model"}]})
+
+    async def _chat(self, request):
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request):
+        body = await request.json()
+        self.requests.append(body)
+        self.headers.append(dict(request.headers))
+        self.arrivals.append(time.monotonic())
+        users = [m["content"] for m in body["messages"] if m["role"] == "user"]
+        text = users[-1] if users else ""
+        self.attempts[text] += 1
+        seen = self.attempts[text]
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        fault = FAULT.search(text)
+        if fault:
+            kind, times, retry_after = fault.group(1), fault.group(2), fault.group(3)
+            if times is None or seen <= int(times):
+                response = await self._fault(kind, retry_after)
+                if response is not None:
+                    return response
+        return web.json_response(self._completion(body, text))
+
+    async def _fault(self, kind: str, retry_after: str | None):
+        if kind == "500":
+            return web.json_response({"error": {"message": "internal failure"}}, status=500)
+        if kind == "429":
+            headers = {"Retry-After": retry_after} if retry_after else {}
+            return web.json_response({"error": {"message": "slow down"}}, status=429, headers=headers)
+        if kind == "hang":
+            await asyncio.sleep(3600)
+        if kind == "badjson":
+            return web.Response(text='{"choices": [ {"message": tru', content_type="application/json")
+        if kind == "400":
+            return web.json_response({"error": {"message": "prompt is too long for this model"}}, status=400)
+        if kind == "401":
+            return web.json_response({"error": {"message": "invalid api key"}}, status=401)
+        return None  # "empty" is shaped in _completion
+
+    def _completion(self, body: dict, text: str) -> dict:
+        n = body.get("n", 1)
+        answer = "" if "[empty]" in text else f"Answer to: {text}"
+        if body.get("continue_final_message"):
+            answer = body["messages"][-1]["content"] + "4"
+        choices = []
+        for i in range(n):
+            choice = {"index": i, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}
+            if body.get("logprobs"):
+                top = [{"token": t, "logprob": lp} for t, lp in ((" 4", -0.2), ("5", -1.9), ("3", -2.5), ("Rating", -4.0))]
+                choice["logprobs"] = {"content": [{"token": "4", "logprob": -0.2, "top_logprobs": top[: body.get("top_logprobs", 0)]}]}
+            choices.append(choice)
+        prompt_words = sum(len(str(m["content"]).split()) for m in body["messages"])
+        return {
+            "id": "cmpl-test", "object": "chat.completion", "model": body.get("model"),
+            "choices": choices,
+            "usage": {"prompt_tokens": prompt_words, "completion_tokens": len(answer.split()) * n,
+                      "total_tokens": prompt_words + len(answer.split()) * n},
+        }

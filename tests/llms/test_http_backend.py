@@ -1,0 +1,181 @@
+"""The OpenAI-compatible client against a real HTTP server on loopback, fault modes included."""
+
+import asyncio
+import time
+
+import pytest
+
+from notos.errors import NotosError
+from notos.llms.http_client import OpenAICompatible
+from notos.llms.types import GenerationParams
+
+
+def ask(*texts):
+    return [[{"role": "user", "content": t}] for t in texts]
+
+
+def generate(client, conversations, **params):
+    async def go():
+        try:
+            return await client.generate(conversations, GenerationParams(**params))
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
+
+
+def client_for(server, **options):
+    options.setdefault("backoff_base", 0.01)
+    options.setdefault("model", "m1")
+    return OpenAICompatible(base_url=server.base_url, **options)
+
+
+def test_answers_usage_and_finish_reasons(llm_server):
+    outs = generate(client_for(llm_server), ask("one two", "three"), max_new_tokens=16, temperature=0)
+    assert [o.texts for o in outs] == [["Answer to: one two"], ["Answer to: three"]]
+    assert [o.finish_reasons for o in outs] == [["stop"], ["stop"]]
+    assert [(o.prompt_tokens, o.completion_tokens) for o in outs] == [(2, 4), (1, 3)]
+    body = llm_server.requests[0]
+    assert body["model"] == "m1" and body["max_tokens"] == 16 and body["temperature"] == 0
+    assert "n" not in body and "seed" not in body
+
+
+def test_sampling_params_reach_the_server(llm_server):
+    outs = generate(client_for(llm_server), ask("x"), n=3, seed=7, stop=["\n\n"], top_p=0.9, logprobs=True,
+                    json_schema={"type": "object"})
+    body = llm_server.requests[0]
+    assert body["n"] == 3 and body["seed"] == 7 and body["stop"] == ["\n\n"] and body["top_p"] == 0.9
+    assert body["response_format"]["json_schema"]["schema"] == {"type": "object"}
+    assert len(outs[0].texts) == 3 and outs[0].completion_tokens == 9
+    assert outs[0].token_logprobs == [[("4", -0.2)]] * 3
+
+
+def test_500s_are_retried_then_answered(llm_server):
+    client = client_for(llm_server)
+    outs = generate(client, ask("[500x2] hello", "fine"))
+    assert outs[0].error is None and outs[0].texts == ["Answer to: [500x2] hello"]
+    assert llm_server.attempts["[500x2] hello"] == 3 and client.retries == 2
+
+
+def test_a_failing_request_fails_only_its_row(llm_server):
+    client = client_for(llm_server, max_retries=2)
+    outs = generate(client, ask("a", "[500] always broken", "b", "[400] too long", "c"))
+    assert [o.error is None for o in outs] == [True, False, True, False, True]
+    assert outs[1].error == "HTTP 500 internal failure (3 attempts)"
+    assert llm_server.attempts["[500] always broken"] == 3
+    # A 400 is the request's own fault: retrying would not help.
+    assert outs[3].error == "HTTP 400 prompt is too long for this model"
+    assert llm_server.attempts["[400] too long"] == 1
+    assert sum(o.completion_tokens for o in outs) == 3 * 3
+
+
+def test_retry_after_is_honoured(llm_server):
+    client = client_for(llm_server, backoff_base=0.001, backoff_max=0.001)
+    started = time.monotonic()
+    outs = generate(client, ask("[429x1:ra=1] wait"))
+    assert outs[0].error is None and llm_server.attempts["[429x1:ra=1] wait"] == 2
+    gap = llm_server.arrivals[1] - llm_server.arrivals[0]
+    assert gap >= 0.95, gap  # the backoff alone would have been ~1 ms
+    assert time.monotonic() - started < 5
+
+
+def test_hanging_requests_time_out(llm_server):
+    client = client_for(llm_server, timeout=0.4, max_retries=1)
+    started = time.monotonic()
+    outs = generate(client, ask("[hang] stuck", "[hangx1] once", "ok"))
+    assert outs[0].error == "timed out after 0.4 s (2 attempts)"
+    assert outs[1].error is None and outs[1].texts == ["Answer to: [hangx1] once"]
+    assert outs[2].error is None
+    assert time.monotonic() - started < 3
+
+
+def test_malformed_json_is_retried_then_reported(llm_server):
+    client = client_for(llm_server, max_retries=1)
+    outs = generate(client, ask("[badjsonx1] glitch", "[badjson] broken"))
+    assert outs[0].error is None and llm_server.attempts["[badjsonx1] glitch"] == 2
+    assert outs[1].error.startswith("malformed JSON in the response") and outs[1].error.endswith("(2 attempts)")
+
+
+def test_empty_content_is_returned_as_empty_text(llm_server):
+    outs = generate(client_for(llm_server), ask("[empty] nothing"))
+    assert outs[0].error is None and outs[0].texts == [""] and outs[0].finish_reasons == ["stop"]
+
+
+def test_bad_credentials_stop_the_run_without_showing_the_key(llm_server, monkeypatch):
+    monkeypatch.setenv("MY_TEST_KEY", "sk-very-secret-value")
+    client = client_for(llm_server, api_key_env="MY_TEST_KEY")
+    with pytest.raises(NotosError) as info:
+        generate(client, ask("[401] who are you"))
+    assert "HTTP 401 invalid api key" in str(info.value) and "MY_TEST_KEY" in str(info.value)
+    assert "sk-very-secret" not in str(info.value)
+    assert llm_server.headers[0]["Authorization"] == "Bearer sk-very-secret-value"
+
+
+def test_a_missing_key_variable_is_one_clear_error(llm_server):
+    client = client_for(llm_server, api_key_env="NOTOS_TEST_UNSET_KEY")
+    with pytest.raises(NotosError, match="environment variable NOTOS_TEST_UNSET_KEY is not set"):
+        generate(client, ask("x"))
+
+
+def test_no_key_is_sent_to_a_server_that_did_not_ask_for_one(llm_server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-should-not-travel")
+    generate(client_for(llm_server), ask("x"))
+    assert "Authorization" not in llm_server.headers[0]
+
+
+def test_concurrency_limit(llm_server):
+    llm_server.latency = 0.1
+    generate(client_for(llm_server, max_concurrency=3), ask(*[f"q{i}" for i in range(12)]))
+    assert llm_server.max_in_flight == 3
+
+
+def test_requests_per_minute_limit(llm_server):
+    generate(client_for(llm_server, rpm=600), ask(*[f"q{i}" for i in range(5)]))
+    gaps = [b - a for a, b in zip(llm_server.arrivals, llm_server.arrivals[1:])]
+    assert min(gaps) >= 0.08, gaps  # 600 rpm = one start every 0.1 s
+
+
+def test_model_auto_asks_the_server(llm_server):
+    client = client_for(llm_server, model="auto")
+    generate(client, ask("x"))
+    assert client.model_name == "fake-model" and llm_server.requests[0]["model"] == "fake-model"
+
+
+def test_candidate_scores_with_prefill(llm_server):
+    client = client_for(llm_server, prefill=True)
+
+    async def go():
+        try:
+            return await client.score_candidates(ask("rate this"), ["1", "2", "3", "4", "5"], prefix="Rating: ")
+        finally:
+            await client.close()
+
+    [scores] = asyncio.run(go())
+    body = llm_server.requests[0]
+    assert body["messages"][-1] == {"role": "assistant", "content": "Rating: "} and body["continue_final_message"]
+    assert body["max_tokens"] == 1 and body["top_logprobs"] == 20
+    assert scores.logprobs == {"1": None, "2": None, "3": -2.5, "4": -0.2, "5": -1.9}
+    assert abs(sum(scores.probs.values()) - 1) < 1e-9 and scores.best() == "4"
+    assert 3.9 < scores.expected() < 4.3
+
+
+def test_a_forced_prefix_needs_prefill(llm_server):
+    client = client_for(llm_server)
+    with pytest.raises(NotosError, match="prefill: true"):
+        asyncio.run(client.score_candidates(ask("rate"), ["1", "2"], prefix="Rating: "))
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"base_url": "ftp://x"}, r"base_url 'ftp://x' is not an http\(s\) URL"),
+    ({"base_url": "http://127.0.0.1:1/v1", "timeout": 0}, "option 'timeout'"),
+    ({"base_url": "http://127.0.0.1:1/v1", "max_concurrency": 0}, "option 'max_concurrency'"),
+])
+def test_bad_options(options, message):
+    with pytest.raises(NotosError, match=message):
+        OpenAICompatible(**options)
+
+
+def test_unreachable_server_fails_rows_not_the_process():
+    client = OpenAICompatible(base_url="http://127.0.0.1:9/v1", model="m", max_retries=1, backoff_base=0.01)
+    outs = generate(client, ask("x", "y"))
+    assert all(o.error.startswith("connection error") for o in outs)
