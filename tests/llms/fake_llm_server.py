@@ -11,6 +11,8 @@ message, so it follows the row whatever the concurrency:
     [empty]        a 200 whose message content is ""
     [400]          HTTP 400 with an error message (not worth retrying)
     [401]          HTTP 401
+    [weird]        a 200 whose choices are not objects
+    [ignore_n]     answers with one choice whatever `n` asked (as some servers do)
 Otherwise it answers "Answer to: <text>" with usage counted in words.
 """
 
@@ -24,7 +26,7 @@ from collections import Counter
 
 from aiohttp import web
 
-FAULT = re.compile(r"\[(500|429|hang|badjson|empty|400|401)(?:x(\d+))?(?::ra=(\d+))?\]")
+FAULT = re.compile(r"\[(500|429|hang|badjson|empty|400|401|weird)(?:x(\d+))?(?::ra=(\d+))?\]")
 
 
 class FakeLLMServer:
@@ -124,10 +126,12 @@ class FakeLLMServer:
             return web.json_response({"error": {"message": "prompt is too long for this model"}}, status=400)
         if kind == "401":
             return web.json_response({"error": {"message": "invalid api key"}}, status=401)
+        if kind == "weird":
+            return web.json_response({"choices": ["x"], "usage": {}})
         return None  # "empty" is shaped in _completion
 
     def _completion(self, body: dict, text: str) -> dict:
-        n = body.get("n", 1)
+        n = 1 if "[ignore_n]" in text else body.get("n", 1)
         answer = "" if "[empty]" in text else f"Answer to: {text}"
         if body.get("continue_final_message"):
             answer = body["messages"][-1]["content"] + "4"

@@ -134,3 +134,37 @@ def test_an_explicit_chat_template_makes_it_usable(untemplated_model):
 def test_bad_options(options, message):
     with pytest.raises(NotosError, match=message):
         TransformersLLM(**options)
+
+
+def test_usage_counts_only_real_tokens_after_a_stop_string(model):
+    question = user("List three fruits, one per line.")
+    [full] = run(model.generate([question], GenerationParams(max_new_tokens=40, temperature=0)))
+    [cut] = run(model.generate([question, user("Write a long essay about the history of Rome.")],
+                               GenerationParams(max_new_tokens=40, temperature=0, stop=("\n",))))[:1]
+    assert "\n" in full.texts[0].strip(), full.texts[0]  # the answer does go on past a line
+    assert cut.finish_reasons == ["stop"] and "\n" not in cut.texts[0]
+    expected = len(model.tokenizer(cut.texts[0] + "\n", add_special_tokens=False)["input_ids"])
+    assert abs(cut.completion_tokens - expected) <= 1, (cut.completion_tokens, expected)
+    assert cut.completion_tokens < full.completion_tokens
+
+
+def test_several_greedy_answers_are_copies_and_sampled_ones_differ(model):
+    [greedy] = run(model.generate([user("Name a planet.")], GenerationParams(max_new_tokens=8, temperature=0, n=3)))
+    assert len(greedy.texts) == 3 and len(set(greedy.texts)) == 1
+    [sampled] = run(model.generate([user("Invent a name for a cat.")], GenerationParams(max_new_tokens=12, temperature=1.0, n=4, seed=5)))
+    assert len(sampled.texts) == 4 and len(set(sampled.texts)) > 1
+
+
+def _has_gpu():
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(_has_gpu(), reason="checks the no-GPU error")
+def test_a_model_that_cannot_load_stops_once_with_one_line():
+    llm = TransformersLLM(device="cuda:3")  # this machine has no GPU
+    for _ in range(2):  # the failure is remembered, not retried row by row
+        with pytest.raises(NotosError, match="device 'cuda:3' asked for, but torch sees no CUDA GPU"):
+            run(llm.generate([user("hi")], GREEDY))
+    assert llm.model is None

@@ -98,6 +98,7 @@ def test_cli_points_every_llm_at_a_server_and_keeps_the_key_secret(cli, llm_serv
     assert secret not in done.stdout + done.stderr
     saved = yaml.safe_load((out / "pipeline.yaml").read_text())
     assert saved["steps"][1]["llm"]["api_key_env"] == "NOTOS_TEST_KEY"
+    assert saved["steps"][1]["max_new_tokens"] == 64  # a setting, not a secret: kept as is
 
 
 def test_cli_model_auto_uses_the_served_model(cli, llm_server, tmp_path):
@@ -148,3 +149,53 @@ def test_models_command(cli):
     assert {b["backend"] for b in listing["backends"]} == {"openai", "transformers", "vllm", "llamacpp"}
     table = cli("models")
     assert table.returncode == 0 and "SmolLM2-135M-Instruct" in table.stdout and embedded["where"] in table.stdout
+
+
+def test_import_order_does_not_matter():
+    import subprocess
+    import sys
+
+    for code in ("from notos.tasks import text_generation", "import notos; notos.text_generation",
+                 "from notos.tasks.generation import text_generation", "import notos.llms"):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (code, done.stderr)
+
+
+def test_connection_settings_do_not_change_the_fingerprint():
+    base = {"backend": "openai", "base_url": "http://127.0.0.1:1/v1", "model": "m"}
+    plain = text_generation(llm=base, name="answer")
+    tuned = text_generation(llm={**base, "max_concurrency": 4, "timeout": 30, "rpm": 60, "max_retries": 2,
+                                 "api_key_env": "K"}, name="answer")
+    other_model = text_generation(llm={**base, "model": "m2"}, name="answer")
+    hotter = text_generation(llm=base, name="answer", temperature=1.0)
+    assert plain.own_hash() == tuned.own_hash()
+    assert len({plain.own_hash(), other_model.own_hash(), hotter.own_hash()}) == 3
+
+
+def test_a_server_that_ignores_n_fails_the_row(llm_server, tmp_path):
+    step = text_generation(llm=server_llm(llm_server), name="answer", num_generations=2)
+    run(from_rows(rows=rows_of("[ignore_n] one", "two")) >> step, tmp_path / "r", progress=False)
+    rows = {r["instruction"]: r for r in load_run(tmp_path / "r")["answer"].to_list()}
+    assert "asked for 2 generations, the backend returned 1" in rows["[ignore_n] one"]["_error"]
+    assert rows["two"]["generation"] == ["Answer to: two"] * 2
+
+
+@pytest.mark.parametrize("llm, message", [
+    ({"backend": "openai", "api_key_env": "sk-proj-abc123-not-a-name"}, "must be the NAME of an environment variable"),
+    ({"backend": "openai", "base_url": "http://me:sk-secret@host/v1"}, "must not contain credentials"),
+    ({"backend": "openai", "base_url": "http://host/v1?api_key=sk-secret"}, "must not carry a key"),
+    ({"backend": "openai", "rpm": "fast"}, "option 'rpm'"),
+    ({"backend": "transformers", "device": "gpu0"}, "option 'device'"),
+])
+def test_specs_that_would_leak_or_are_wrong_fail_at_build_time(llm, message):
+    with pytest.raises(GraphError, match=message) as info:
+        text_generation(llm=llm, name="answer")
+    assert "sk-" not in str(info.value)
+
+
+def test_a_key_given_as_the_variable_name_is_refused_without_echo(cli, tmp_path):
+    done = cli("run", write_recipe(tmp_path), "--out", tmp_path / "run", "--no-progress",
+               "--llm-base-url", "http://127.0.0.1:9/v1", "--llm-api-key-env", "sk-proj-SECRET123")
+    assert done.returncode == 2 and "sk-proj-SECRET123" not in done.stderr + done.stdout
+    assert "api_key_env must be the NAME" in done.stderr
+    assert not (tmp_path / "run").exists()

@@ -179,3 +179,54 @@ def test_unreachable_server_fails_rows_not_the_process():
     client = OpenAICompatible(base_url="http://127.0.0.1:9/v1", model="m", max_retries=1, backoff_base=0.01)
     outs = generate(client, ask("x", "y"))
     assert all(o.error.startswith("connection error") for o in outs)
+
+
+def test_an_unreadable_reply_fails_its_row_and_nothing_is_sent_twice(llm_server):
+    outs = generate(client_for(llm_server), ask("a", "[weird] odd", "b"))
+    assert outs[1].error.startswith("unreadable response")
+    assert outs[0].error is None and outs[2].error is None
+    assert dict(llm_server.attempts) == {"a": 1, "[weird] odd": 1, "b": 1}
+
+
+def test_a_bad_key_cancels_the_other_requests(llm_server, monkeypatch):
+    monkeypatch.setenv("MY_TEST_KEY", "sk-x")
+    llm_server.latency = 0.2
+    client = client_for(llm_server, api_key_env="MY_TEST_KEY", max_concurrency=2)
+    with pytest.raises(NotosError, match="HTTP 401"):
+        generate(client, ask("[401] no", *[f"q{i}" for i in range(20)]))
+    time.sleep(0.5)
+    assert len(llm_server.requests) <= 3  # the first wave only; the other 18 were never sent
+
+
+def test_a_row_backing_off_does_not_hold_a_concurrency_slot(llm_server, monkeypatch):
+    from notos.llms import http_client
+
+    monkeypatch.setattr(http_client, "backoff_delay", lambda *args, **kwargs: 0.5)
+    generate(client_for(llm_server, max_concurrency=1), ask("[500x1] first", "second"))
+    order = [b["messages"][-1]["content"] for b in llm_server.requests]
+    assert order == ["[500x1] first", "second", "[500x1] first"]
+
+
+def test_requests_per_minute_hold_under_contention(llm_server):
+    llm_server.latency = 0.3
+    generate(client_for(llm_server, rpm=600, max_concurrency=2), ask(*[f"q{i}" for i in range(6)]))
+    gaps = [b - a for a, b in zip(llm_server.arrivals, llm_server.arrivals[1:])]
+    assert min(gaps) >= 0.08, gaps  # no burst when the gate reopens
+
+
+def test_retry_after_in_milliseconds():
+    from notos.llms.http_client import _retry_after
+
+    assert _retry_after({"retry-after-ms": "1500", "Retry-After": "9"}) == 1.5
+    assert _retry_after({"Retry-After": "2"}) == 2.0
+    assert _retry_after({}) is None
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"rpm": "fast"}, "option 'rpm'"),
+    ({"backoff_base": "0.5"}, "option 'backoff_base'"),
+    ({"model": ""}, "option 'model'"),
+])
+def test_bad_option_values(options, message):
+    with pytest.raises(NotosError, match=message):
+        OpenAICompatible(base_url="http://127.0.0.1:1/v1", **options)

@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import functools
 import os
+import re
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from notos.errors import NotosError
@@ -22,6 +24,7 @@ from notos.llms.embedded import EMBEDDED_NAME, embedded_gguf
 from notos.llms.types import CandidateScores, Conversation, Generation, GenerationParams
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 def default_threads() -> int:
@@ -46,6 +49,8 @@ class TransformersLLM:
             raise NotosError(f"llm (transformers): option 'dtype' must be one of {', '.join(DTYPES)}, got {dtype!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise NotosError(f"llm (transformers): option 'batch_size' must be a positive integer, got {batch_size!r}")
+        if not isinstance(device, str) or not DEVICE.match(device):
+            raise NotosError(f"llm (transformers): option 'device' must be auto, cpu, mps, cuda or cuda:N, got {device!r}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise NotosError(f"llm (transformers): option 'threads' must be a positive integer, got {threads!r}")
         if model == "embedded":
@@ -63,13 +68,26 @@ class TransformersLLM:
         self.chat_template = resolve_template(chat_template)
         self.trust_remote_code = trust_remote_code
         self.model = self.tokenizer = None
+        self._load_error: NotosError | None = None
         self._lock = threading.Lock()
+        # One worker of its own: the model computes one batch at a time anyway, and waiting
+        # batches must not fill the event loop's default pool that commits and reads use.
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"notos-{self.model_name[:20]}")
 
     # -- loading ------------------------------------------------------------------------
     def load(self) -> None:
         with self._lock:
+            if self._load_error is not None:
+                raise self._load_error  # a model that failed to load is not retried row by row
             if self.model is None:
-                self._load()
+                try:
+                    self._load()
+                except NotosError as exc:
+                    self._load_error = exc
+                    raise
+                except Exception as exc:  # noqa: BLE001 - any load failure stops the run in one line
+                    self._load_error = NotosError(f"llm (transformers): cannot load {self.model_name!r}: {type(exc).__name__}: {_first_line(exc)}")
+                    raise self._load_error from None
 
     def _load(self) -> None:
         import torch
@@ -77,6 +95,8 @@ class TransformersLLM:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         device = ("cuda" if torch.cuda.is_available() else "cpu") if self.device_option == "auto" else self.device_option
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise NotosError(f"llm (transformers): device {device!r} asked for, but torch sees no CUDA GPU (use device: auto or cpu)")
         if device == "cpu":
             torch.set_num_threads(self.threads)
         dtype = self._torch_dtype(torch, device)
@@ -121,10 +141,20 @@ class TransformersLLM:
         return self.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
 
     # -- generation -----------------------------------------------------------------------
-    async def generate(self, conversations: list[Conversation], params: GenerationParams) -> list[Generation]:
-        return await asyncio.to_thread(self._generate_all, conversations, params)
+    async def _in_worker(self, fn, *args):
+        """Run fn(*args, cancelled) on the model's worker; a cancelled run stops it between
+        micro-batches instead of generating the rest of the batch for nobody."""
+        cancelled = threading.Event()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args, cancelled)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
 
-    def _generate_all(self, conversations: list[Conversation], params: GenerationParams) -> list[Generation]:
+    async def generate(self, conversations: list[Conversation], params: GenerationParams) -> list[Generation]:
+        return await self._in_worker(self._generate_all, conversations, params)
+
+    def _generate_all(self, conversations: list[Conversation], params: GenerationParams, cancelled: threading.Event) -> list[Generation]:
         self.load()
         results: list[Generation | None] = [None] * len(conversations)
         prompts: dict[int, list[int]] = {}
@@ -136,6 +166,8 @@ class TransformersLLM:
         # Similar lengths side by side: less padding in each micro-batch.
         order = sorted(prompts, key=lambda i: len(prompts[i]))
         for start in range(0, len(order), self.batch_size):
+            if cancelled.is_set():
+                break
             chunk = order[start : start + self.batch_size]
             with self._lock:
                 outs = self._run_isolated(chunk, [prompts[i] for i in chunk], params)
@@ -161,11 +193,16 @@ class TransformersLLM:
         import torch
 
         batch = self.tokenizer.pad({"input_ids": prompt_ids}, return_tensors="pt").to(self.device)
-        options = {"max_new_tokens": params.max_new_tokens, "num_return_sequences": params.n,
+        sampling = params.temperature > 0
+        # Greedy gives one answer; n copies of it are what the other backends return for n > 1.
+        returned = params.n if sampling else 1
+        options = {"max_new_tokens": params.max_new_tokens, "num_return_sequences": returned,
                    "pad_token_id": self.tokenizer.pad_token_id, "return_dict_in_generate": True,
-                   "output_logits": params.logprobs}
-        if params.temperature > 0:
-            options.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
+                   "output_logits": params.logprobs, "repetition_penalty": 1.0}
+        if sampling:
+            # Plain temperature/top_p sampling, as the other backends do: no top_k=50 default
+            # or penalties from the model's generation_config.
+            options.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
         else:
             options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if params.stop:
@@ -178,24 +215,31 @@ class TransformersLLM:
         new_tokens = out.sequences[:, width:].tolist()
         token_logprobs = _logprobs_of(out.logits, out.sequences[:, width:]) if params.logprobs else None
         prompt_lengths = batch["attention_mask"].sum(dim=1).tolist()
-        return [
-            self._collect(new_tokens[k * params.n : (k + 1) * params.n],
-                          token_logprobs[k * params.n : (k + 1) * params.n] if token_logprobs else None,
-                          int(prompt_lengths[k]), params)
-            for k in range(len(prompt_ids))
-        ]
+        results = []
+        for k in range(len(prompt_ids)):
+            rows = range(k * returned, (k + 1) * returned)
+            if not sampling:
+                rows = [k] * params.n
+            results.append(self._collect([new_tokens[r] for r in rows], [token_logprobs[r] for r in rows] if token_logprobs else None,
+                                         int(prompt_lengths[k]), params))
+        return results
 
     def _collect(self, sequences, logprobs, prompt_tokens: int, params: GenerationParams) -> Generation:
         eos = set(_as_list(self.model.generation_config.eos_token_id)) | {self.tokenizer.eos_token_id}
         texts, reasons, used, per_text = [], [], 0, []
+        pad = self.tokenizer.pad_token_id
         for j, tokens in enumerate(sequences):
             end = next((k for k, t in enumerate(tokens) if t in eos), None)
-            kept = tokens if end is None else tokens[:end]
+            kept = list(tokens if end is None else tokens[:end])
+            while kept and kept[-1] == pad:  # a row that stopped early is padded to the batch's width
+                kept.pop()
             text = self.tokenizer.decode(kept, skip_special_tokens=True)
             cut = _cut_at_stop(text, params.stop)
             reasons.append("stop" if end is not None or cut is not None else "length")
             texts.append(text if cut is None else text[:cut])
-            used += len(kept) + (end is not None)
+            # After a stop string the "EOS" found may be padding (pad = EOS here): count it only
+            # when the model itself ended the text.
+            used += len(kept) + (end is not None and cut is None)
             if logprobs:
                 per_text.append([(self.tokenizer.decode([t]), lp) for t, lp in zip(kept, logprobs[j])])
         return Generation(texts=texts, finish_reasons=reasons, prompt_tokens=prompt_tokens,
@@ -203,12 +247,14 @@ class TransformersLLM:
 
     # -- candidate scoring ------------------------------------------------------------------
     async def score_candidates(self, conversations: list[Conversation], candidates: list[str], prefix: str = "") -> list[CandidateScores]:
-        return await asyncio.to_thread(self._score_all, conversations, list(candidates), prefix)
+        return await self._in_worker(self._score_all, conversations, list(candidates), prefix)
 
-    def _score_all(self, conversations, candidates, prefix) -> list[CandidateScores]:
+    def _score_all(self, conversations, candidates, prefix, cancelled: threading.Event) -> list[CandidateScores]:
         self.load()
         results = []
         for conversation in conversations:
+            if cancelled.is_set():
+                break
             try:
                 with self._lock:
                     results.append(CandidateScores(logprobs=self._score_one(self.render(conversation) + prefix, candidates)))

@@ -19,7 +19,7 @@ import os
 from urllib.parse import urlparse
 
 from notos.errors import NotosError
-from notos.llms.limits import RETRIABLE_STATUS, RequestPacer, backoff_delay, parse_retry_after
+from notos.llms.limits import MAX_RETRY_AFTER, RETRIABLE_STATUS, RequestPacer, backoff_delay, parse_retry_after
 from notos.llms.types import CandidateScores, Conversation, Generation, GenerationParams, match_candidates
 
 OPENAI_URL = "https://api.openai.com/v1"
@@ -51,9 +51,18 @@ class OpenAICompatible:
         parsed = urlparse(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise NotosError(f"llm (openai): base_url {base_url!r} is not an http(s) URL")
-        for name, value, low in (("timeout", timeout, 0), ("max_concurrency", max_concurrency, 1), ("max_retries", max_retries, 0)):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < low or (name == "timeout" and value == 0):
-                raise NotosError(f"llm (openai): option '{name}' must be a number >= {low}, got {value!r}")
+        numbers = {"timeout": timeout, "max_concurrency": max_concurrency, "max_retries": max_retries,
+                   "backoff_base": backoff_base, "backoff_max": backoff_max, "rpm": rpm}
+        for name, value in numbers.items():
+            if name == "rpm" and value is None:
+                continue
+            positive = name not in ("max_retries",)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or (positive and value == 0):
+                raise NotosError(f"llm (openai): option '{name}' must be a {'positive' if positive else 'non-negative'} number, got {value!r}")
+        if not isinstance(model, str) or not model:
+            raise NotosError(f"llm (openai): option 'model' must be a model name, got {model!r}")
+        if extra_body is not None and not isinstance(extra_body, dict):
+            raise NotosError("llm (openai): option 'extra_body' must be a mapping")
         self.base_url = base_url.rstrip("/")
         self.model_name = model
         # Only send a key where the user asked for one: a local server never gets the
@@ -62,7 +71,9 @@ class OpenAICompatible:
         self.timeout, self.max_retries = float(timeout), int(max_retries)
         self.max_concurrency = int(max_concurrency)
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
-        self.prefill, self.extra_body = prefill, dict(extra_body or {})
+        self.prefill, self.extra_body = bool(prefill), dict(extra_body or {})
+        # OpenAI's reasoning models refuse `max_tokens`; its newer name works for all of them.
+        self.max_tokens_field = "max_completion_tokens" if parsed.hostname == "api.openai.com" else "max_tokens"
         self.pacer = RequestPacer(rpm)
         self.retries = 0  # attempts beyond the first, for tests and stats
         self._session = None
@@ -108,13 +119,15 @@ class OpenAICompatible:
         import aiohttp
 
         session = self._ensure_session()
-        await self.pacer.wait_turn()
         async with self._gate:
+            # The pace is kept inside the gate: requests that got their turn while the gate
+            # was full would otherwise start together as soon as it opens.
+            await self.pacer.wait_turn()
             try:
                 async with session.post(self.base_url + path, data=body) as resp:
                     raw = await resp.read()
                     status = resp.status
-                    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                    retry_after = _retry_after(resp.headers)
             except asyncio.TimeoutError:
                 raise RequestFailed(f"timed out after {self.timeout:g} s", True) from None
             except aiohttp.ClientError as exc:
@@ -145,11 +158,11 @@ class OpenAICompatible:
                 if not failure.retriable or attempt >= self.max_retries:
                     tries = f" ({attempt + 1} attempts)" if attempt else ""
                     raise RequestFailed(failure.reason[:MAX_REASON] + tries, False) from None
+                delay = backoff_delay(attempt, self.backoff_base, self.backoff_max)
                 if failure.retry_after is not None:
-                    self.pacer.pause_for(failure.retry_after)
-                    delay = failure.retry_after
-                else:
-                    delay = backoff_delay(attempt, self.backoff_base, self.backoff_max)
+                    delay = max(delay, failure.retry_after)
+                if failure.retry_after is not None or failure.reason.startswith("HTTP 429"):
+                    self.pacer.pause_for(delay)  # the server is overloaded: hold every request, not just this one
                 attempt += 1
                 self.retries += 1
                 await asyncio.sleep(delay)
@@ -174,21 +187,24 @@ class OpenAICompatible:
     # -- the LLM interface ----------------------------------------------------------------
     async def generate(self, conversations: list[Conversation], params: GenerationParams) -> list[Generation]:
         await self._resolve_model()
-        return list(await asyncio.gather(*(self._generate_one(c, params) for c in conversations)))
+        return await all_or_stop([self._generate_one(c, params) for c in conversations])
 
     async def _generate_one(self, conversation: Conversation, params: GenerationParams) -> Generation:
         try:
-            data = await self._post("/chat/completions", self._payload(conversation, params))
+            return _parse_generation(await self._post("/chat/completions", self._payload(conversation, params)))
         except RequestFailed as failure:
             return Generation(error=failure.reason)
-        return _parse_generation(data)
+        except NotosError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an odd reply fails its own row, never the batch
+            return Generation(error=f"unreadable response: {type(exc).__name__}: {exc}"[:MAX_REASON])
 
     def _payload(self, conversation: Conversation, params: GenerationParams) -> dict:
         payload = {
             **self.extra_body,
             "model": self.model_name,
             "messages": conversation,
-            "max_tokens": params.max_new_tokens,
+            self.max_tokens_field: params.max_new_tokens,
             "temperature": params.temperature,
             "top_p": params.top_p,
         }
@@ -214,11 +230,11 @@ class OpenAICompatible:
                 "(vLLM, llama.cpp server): set prefill: true; OpenAI itself cannot, so rate with free text there"
             )
         await self._resolve_model()
-        return list(await asyncio.gather(*(self._score_one(c, candidates, prefix) for c in conversations)))
+        return await all_or_stop([self._score_one(c, candidates, prefix) for c in conversations])
 
     async def _score_one(self, conversation: Conversation, candidates: list[str], prefix: str) -> CandidateScores:
         messages = list(conversation)
-        payload = {**self.extra_body, "model": self.model_name, "max_tokens": 1, "temperature": 0,
+        payload = {**self.extra_body, "model": self.model_name, self.max_tokens_field: 1, "temperature": 0,
                    "logprobs": True, "top_logprobs": TOP_LOGPROBS}
         if prefix:
             messages.append({"role": "assistant", "content": prefix})
@@ -230,9 +246,32 @@ class OpenAICompatible:
             return CandidateScores(error=failure.reason)
         try:
             top = data["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
-        except (KeyError, IndexError, TypeError):
-            return CandidateScores(error="the server returned no top_logprobs")
-        return CandidateScores(logprobs=match_candidates(((str(t.get("token", "")), float(t["logprob"])) for t in top if t.get("logprob") is not None), candidates))
+            pairs = [(str(t.get("token", "")), float(t["logprob"])) for t in top if t.get("logprob") is not None]
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+            return CandidateScores(error="the server returned no usable top_logprobs")
+        return CandidateScores(logprobs=match_candidates(pairs, candidates))
+
+
+async def all_or_stop(coroutines: list) -> list:
+    """Run one request per row; a run-stopping error (bad key, unknown model) cancels the
+    others at once instead of letting them all hit the same wall."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(c) for c in coroutines]
+    except BaseExceptionGroup as errors:
+        raise errors.exceptions[0] from None
+    return [t.result() for t in tasks]
+
+
+def _retry_after(headers) -> float | None:
+    """Retry-After, or OpenAI/Azure's retry-after-ms, in seconds."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return min(max(float(millis) / 1000, 0.0), MAX_RETRY_AFTER)
+        except ValueError:
+            pass
+    return parse_retry_after(headers.get("Retry-After"))
 
 
 def _parse_generation(data: dict) -> Generation:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from notos.errors import NotosError, require_extra
@@ -49,12 +50,14 @@ class LlamaCppLLM:
         except (ValueError, RuntimeError) as exc:
             raise NotosError(f"llm (llamacpp): cannot load {path}: {exc}") from None
         self._lock = threading.Lock()  # a threading lock: the instance is shared across event loops
+        # A worker of its own: batches waiting for the model must not fill the loop's default pool.
+        self._worker = ThreadPoolExecutor(1)
         self._formatter = None
 
     # -- generation ---------------------------------------------------------------------------
 
     async def generate(self, conversations: list[Conversation], params: GenerationParams) -> list[Generation]:
-        return [await asyncio.to_thread(self._generate_one, conv, params) for conv in conversations]
+        return [await asyncio.get_running_loop().run_in_executor(self._worker, self._generate_one, conv, params) for conv in conversations]
 
     def _generate_one(self, conv: Conversation, params: GenerationParams) -> Generation:
         out = Generation(token_logprobs=[] if params.logprobs else None)
@@ -102,7 +105,7 @@ class LlamaCppLLM:
         problem = self._multi_token(candidates)
         if problem:
             return [CandidateScores(logprobs={c: None for c in candidates}, error=problem) for _ in conversations]
-        return [await asyncio.to_thread(self._score_one, formatter, conv, candidates, prefix) for conv in conversations]
+        return [await asyncio.get_running_loop().run_in_executor(self._worker, self._score_one, formatter, conv, candidates, prefix) for conv in conversations]
 
     def _chat_formatter(self):
         """The GGUF's own chat template, rendered the way create_chat_completion renders it."""

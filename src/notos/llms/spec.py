@@ -14,9 +14,13 @@ never do (a key is named by the environment variable that holds it).
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import json
+import re
+import threading
+from urllib.parse import parse_qs, urlparse
 
 from notos.errors import NotosError
 
@@ -29,8 +33,16 @@ BACKENDS = {
 PREFIXES = {"openai": "openai", "transformers": "transformers", "hf": "transformers", "vllm": "vllm", "llamacpp": "llamacpp"}
 SECRET_KEYS = ("api_key", "key", "token", "password", "secret")
 DEFAULT_SPEC = "embedded"
+# How a backend connects, not what it computes: left out of fingerprints, so lowering the
+# concurrency after a burst of 429s and resuming recomputes nothing.
+OPERATIONAL = ("timeout", "max_retries", "max_concurrency", "rpm", "backoff_base", "backoff_max",
+               "api_key_env", "threads", "batch_size", "n_ctx", "verbose", "gpu_memory_utilization")
+CHEAP_TO_BUILD = ("openai", "transformers")  # their constructors check values without loading anything
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SECRET_QUERY = re.compile(r"(key|token|secret|password|sig)", re.I)
 
 _instances: dict[str, object] = {}
+_build_lock = threading.Lock()
 
 
 def parse_spec(spec) -> dict:
@@ -48,7 +60,28 @@ def parse_spec(spec) -> dict:
     for key in config:
         if key.lower() in SECRET_KEYS:
             raise NotosError(f"llm: option '{key}' would write a secret into the run folder; put it in an environment variable and name it with api_key_env")
+    check_secret_free(config)
     return config
+
+
+def check_secret_free(config: dict) -> None:
+    """Refuse specs that would carry a secret into pipeline.yaml, errors or logs."""
+    env = config.get("api_key_env")
+    if env is not None and (not isinstance(env, str) or not ENV_NAME.match(env)):
+        # Not echoed: a key pasted here by mistake must not reach the screen or the run folder.
+        raise NotosError("llm: api_key_env must be the NAME of an environment variable (letters, digits, _), not the key itself")
+    url = config.get("base_url")
+    if isinstance(url, str):
+        parsed = urlparse(url)
+        if parsed.username or parsed.password:
+            raise NotosError("llm: base_url must not contain credentials (user:password@); name a key with api_key_env")
+        if any(SECRET_QUERY.search(name) for name in parse_qs(parsed.query)):
+            raise NotosError("llm: base_url must not carry a key in its query string; name a key with api_key_env")
+
+
+def fingerprint_view(spec) -> dict:
+    """The spec as it bears on results (for step fingerprints)."""
+    return {k: v for k, v in parse_spec(spec).items() if k not in OPERATIONAL}
 
 
 def _parse_string(spec: str) -> dict:
@@ -71,15 +104,26 @@ def spec_key(spec) -> str:
 def get_llm(spec):
     """The shared instance for a spec: steps that name the same model load it once."""
     key = spec_key(spec)
-    if key not in _instances:
-        _instances[key] = build_llm(parse_spec(spec))
-    return _instances[key]
+    with _build_lock:
+        if key not in _instances:
+            _instances[key] = build_llm(parse_spec(spec))
+        return _instances[key]
+
+
+async def get_llm_async(spec):
+    """get_llm off the event loop: some backends load weights in their constructor."""
+    key = spec_key(spec)
+    if key in _instances:
+        return _instances[key]
+    return await asyncio.to_thread(get_llm, spec)
 
 
 def check_spec(spec) -> dict:
-    """Parse a spec and check its option names, without loading or connecting anything."""
+    """Parse a spec and check its options, without loading or connecting anything."""
     config = parse_spec(spec)
-    _backend_class(config)
+    cls = _backend_class(config)
+    if config["backend"] in CHEAP_TO_BUILD:
+        _construct(cls, config)
     return config
 
 
@@ -95,8 +139,17 @@ def _backend_class(config: dict):
 
 
 def build_llm(config: dict):
-    cls = _backend_class(config)
-    return cls(**{k: v for k, v in config.items() if k != "backend"})
+    return _construct(_backend_class(config), config)
+
+
+def _construct(cls, config: dict):
+    try:
+        return cls(**{k: v for k, v in config.items() if k != "backend"})
+    except NotosError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a bad value: one line, and the run stops
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise NotosError(f"llm ({config['backend']}): {type(exc).__name__}: {text}") from None
 
 
 def point_at_server(base_url: str, model: str | None, api_key_env: str | None = None) -> dict:
@@ -104,6 +157,10 @@ def point_at_server(base_url: str, model: str | None, api_key_env: str | None = 
     config = {"backend": "openai", "base_url": base_url, "model": model or "auto"}
     if api_key_env:
         config["api_key_env"] = api_key_env
+    try:
+        check_secret_free(config)
+    except NotosError as exc:
+        raise NotosError(f"--llm-base-url / --llm-api-key-env: {str(exc).removeprefix('llm: ')}") from None
     return config
 
 

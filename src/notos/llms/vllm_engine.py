@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from notos.errors import NotosError, require_extra
 from notos.llms.chat_templates import resolve_template
@@ -44,6 +45,8 @@ class VLLMEngine:
             raise NotosError(f"llm (vllm): cannot load {model}: {error_text(exc)}") from None
         self.tokenizer = self.llm.get_tokenizer()
         self._lock = threading.Lock()  # a threading lock: the instance is shared across event loops
+        # A worker of its own: batches waiting for the model must not fill the loop's default pool.
+        self._worker = ThreadPoolExecutor(1)
 
     # -- prompts ------------------------------------------------------------------------------
 
@@ -82,7 +85,7 @@ class VLLMEngine:
 
     async def generate(self, conversations: list[Conversation], params: GenerationParams) -> list[Generation]:
         sampling = self._sampling(params)
-        outs = await asyncio.to_thread(self._run, conversations, sampling)
+        outs = await asyncio.get_running_loop().run_in_executor(self._worker, self._run, conversations, sampling)
         return [to_generation(out, params.logprobs) for out in outs]
 
     def _sampling(self, params: GenerationParams):
@@ -110,7 +113,7 @@ class VLLMEngine:
             error = f"candidates must each be one token of {self.model_name}'s vocabulary; these are not: {', '.join(map(repr, long))}"
             return [CandidateScores(logprobs={c: None for c in candidates}, error=error) for _ in conversations]
         sampling = SamplingParams(n=1, temperature=0.0, max_tokens=1, logprobs=SCORE_TOP_LOGPROBS)
-        outs = await asyncio.to_thread(self._run, conversations, sampling, prefix, candidates[0])
+        outs = await asyncio.get_running_loop().run_in_executor(self._worker, self._run, conversations, sampling, prefix, candidates[0])
         scores = []
         for out in outs:
             try:

@@ -63,6 +63,9 @@ class Step:
     ref: str = ""  # "module:function" of a Python step, for YAML and the fingerprint
     # Awaited once when a run ends, however it ends: e.g. closing an LLM client's sessions.
     teardown: Callable[[], Awaitable[None]] | None = None
+    # The part of the options that decides the results, for the fingerprint: connection
+    # settings (timeouts, concurrency) can change on resume without recomputing anything.
+    hash_options: Callable[[dict], dict] | None = None
     parents: list[Step] = field(default_factory=list, repr=False)
     children: list[Step] = field(default_factory=list, repr=False)
 
@@ -107,7 +110,9 @@ class Step:
 
     def own_hash(self) -> str:
         payload = json.dumps(
-            {"kind": self.kind, "code": self.code_identity(), "options": self.options, "inputs": self.inputs, "outputs": list(self.outputs)},
+            {"kind": self.kind, "code": self.code_identity(),
+             "options": self.hash_options(self.options) if self.hash_options else self.options,
+             "inputs": self.inputs, "outputs": list(self.outputs)},
             sort_keys=True,
             default=str,
         )

@@ -60,7 +60,8 @@ def _spare_pandas_import() -> None:
 _spare_pandas_import()
 
 PART = re.compile(r"^part-(\d{6,})-([0-9a-f]{12})\.(parquet|empty)$")
-SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|authorization)", re.I)
+# Whole key names (or their last _part): `max_new_tokens` is a setting, `hf_token` a secret.
+SECRET_KEY = re.compile(r"(^|_)(api[_-]?key|key|token|secret|password|authorization|credentials?)$", re.I)
 
 
 def batch_signature(rows: list[dict]) -> str:

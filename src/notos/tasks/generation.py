@@ -16,8 +16,12 @@ fails only its row, with the reason in `_error`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from notos.errors import GraphError
-from notos.pipeline.step import Step
+
+if TYPE_CHECKING:
+    from notos.pipeline.step import Step
 
 LLM_STEP_CONCURRENCY = 4  # batches in flight: keeps a remote server busy across batch edges
 
@@ -41,7 +45,8 @@ def text_generation(
     **settings,
 ) -> Step:
     from notos.errors import NotosError
-    from notos.llms.spec import check_spec
+    from notos.llms.spec import check_spec, fingerprint_view
+    from notos.pipeline.step import Step  # here, not at the top: the step registry imports this module
 
     try:
         check_spec(llm)
@@ -50,6 +55,8 @@ def text_generation(
     if stop is not None and not (isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
         raise GraphError(f"step '{name}': option 'stop' must be a list of strings")
     check_params(name, num_generations=num_generations, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise GraphError(f"step '{name}': option 'seed' must be an integer, got {seed!r}")
     inputs = {instruction_column: "str"}
     if system_prompt_column:
         inputs[system_prompt_column] = "str"
@@ -63,7 +70,8 @@ def text_generation(
     settings.setdefault("concurrency", LLM_STEP_CONCURRENCY)
     return Step(
         name=name, kind="map", fn=generate_batch, per_row=False, inputs=inputs, outputs=tuple(outputs),
-        options=options, type_name="text_generation", teardown=close_llms, **settings,
+        options=options, type_name="text_generation", teardown=close_llms,
+        hash_options=lambda opts: {**opts, "llm": fingerprint_view(opts["llm"])}, **settings,
     )
 
 
@@ -88,10 +96,10 @@ def build_conversation(row: dict, instruction_column: str, system_prompt: str | 
 
 async def generate_batch(rows: list[dict], *, llm, instruction_column, system_prompt, system_prompt_column, output_column,
                          num_generations, max_new_tokens, temperature, top_p, stop, seed, logprobs, allow_empty) -> list[dict]:
-    from notos.llms.spec import get_llm
+    from notos.llms.spec import get_llm_async
     from notos.llms.types import GenerationParams
 
-    client = get_llm(llm)
+    client = await get_llm_async(llm)
     params = GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, stop=stop,
                               seed=seed, n=num_generations, logprobs=logprobs)
     conversations = [build_conversation(r, instruction_column, system_prompt, system_prompt_column) for r in rows]
@@ -101,6 +109,8 @@ async def generate_batch(rows: list[dict], *, llm, instruction_column, system_pr
         new = {**row, "_tokens": result.prompt_tokens + result.completion_tokens}
         if result.error:
             new["_error"] = result.error
+        elif len(result.texts) != num_generations:
+            new["_error"] = f"asked for {num_generations} generations, the backend returned {len(result.texts)} (does the server support n?)"
         elif not allow_empty and not any(t.strip() for t in result.texts):
             new["_error"] = f"empty generation (finish_reason {', '.join(result.finish_reasons) or 'none'})"
         else:
