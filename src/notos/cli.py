@@ -38,6 +38,7 @@ def run(
     set_: list[str] = typer.Option([], "--set", "-s", help="Override an option: step.option=value (repeatable)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate the pipeline and print it; run nothing."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show per-step progress bars."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="On resume, run the rows that failed before (429s, timeouts, outages) through their steps again; rows that succeeded are kept."),
     llm_base_url: str = typer.Option(None, "--llm-base-url", help="Point every LLM of the pipeline at this OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1)."),
     llm_model: str = typer.Option(None, "--llm-model", help="Model name to ask that server for (default: the first one it lists)."),
     llm_api_key_env: str = typer.Option(None, "--llm-api-key-env", help="Environment variable holding that server's API key (the key itself is never written anywhere)."),
@@ -59,7 +60,7 @@ def run(
         print_plan(pipe, columns)
         return
     out_dir = out or Path("runs") / pipe.name
-    result = run_pipeline(pipe, out_dir, limit=limit, progress=progress)
+    result = run_pipeline(pipe, out_dir, limit=limit, progress=progress, retry_failed=retry_failed)
     print_run_summary(result)
 
 

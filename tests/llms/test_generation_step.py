@@ -199,3 +199,22 @@ def test_a_key_given_as_the_variable_name_is_refused_without_echo(cli, tmp_path)
     assert done.returncode == 2 and "sk-proj-SECRET123" not in done.stderr + done.stdout
     assert "api_key_env must be the NAME" in done.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_cli_retry_failed_sends_only_the_failed_requests_again(cli, llm_server, tmp_path):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps({"instruction": t}) + "\n" for t in ["one", "[500x1] two", "three", "[429x1] four"]))
+    recipe = {"name": "g", "steps": [
+        {"name": "prompts", "type": "load_data", "path": "p.jsonl"},
+        {"name": "answer", "type": "text_generation", "after": "prompts",
+         "llm": {"backend": "openai", "base_url": llm_server.base_url, "model": "m", "max_retries": 0}},
+    ]}
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(recipe))
+    args = ("run", tmp_path / "g.yaml", "--out", tmp_path / "run", "--no-progress")
+    assert cli(*args).returncode == 0
+    assert sum(1 for r in load_run(tmp_path / "run")["answer"].to_list() if r["_error"]) == 2
+    done = cli(*args, "--retry-failed")
+    assert done.returncode == 0, done.stderr
+    rows = load_run(tmp_path / "run")["answer"].to_list()
+    assert [r["generation"] for r in rows] == [f"Answer to: {t}" for t in ["one", "[500x1] two", "three", "[429x1] four"]]
+    assert dict(llm_server.attempts) == {"one": 1, "[500x1] two": 2, "three": 1, "[429x1] four": 2}

@@ -11,8 +11,10 @@ from notos.pipeline.step import Step
 from notos.pipeline.yaml_io import build_pipeline, load_pipeline, to_config, to_yaml
 
 
-def run(pipeline: Pipeline, out_dir, *, limit: int | None = None, progress: bool = True, executor=None) -> RunResult:
-    """Run (or resume) a pipeline into `out_dir`. A step stands for the graph it is part of."""
+def run(pipeline: Pipeline, out_dir, *, limit: int | None = None, progress: bool = True, executor=None,
+        retry_failed: bool = False) -> RunResult:
+    """Run (or resume) a pipeline into `out_dir`. A step stands for the graph it is part of.
+    `retry_failed`: rows that failed in an earlier run go through their steps again."""
     from notos.pipeline.store import redact
 
     if isinstance(pipeline, Step):
@@ -20,7 +22,8 @@ def run(pipeline: Pipeline, out_dir, *, limit: int | None = None, progress: bool
     import yaml
 
     config_yaml = yaml.safe_dump(redact(to_config(pipeline)), sort_keys=False, allow_unicode=True)
-    return (executor or LocalExecutor()).run(pipeline, out_dir, limit=limit, config_yaml=config_yaml, progress=progress)
+    return (executor or LocalExecutor()).run(pipeline, out_dir, limit=limit, config_yaml=config_yaml, progress=progress,
+                                             retry_failed=retry_failed)
 
 
 __all__ = [

@@ -5,6 +5,10 @@ batch (index, signature) a step is needed if it is a leaf whose batch is not com
 a child needs its rows to compute; a needed step that has the batch committed loads it
 instead of computing, so its own ancestors stay idle. Changing one step's config changes its
 fingerprint and its descendants', so only they recompute.
+
+With `retry_failed`, a committed batch that holds failed rows is RETRY: its rows that
+succeeded are kept and only the failed ones go through the step again (their parents provide
+fresh inputs, retried in turn where they failed upstream).
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ from notos.pipeline.graph import Pipeline
 from notos.pipeline.step import Step
 from notos.pipeline.store import RunStore
 
-SKIP, LOAD, COMPUTE = "skip", "load", "compute"
+SKIP, LOAD, COMPUTE, RETRY = "skip", "load", "compute", "retry"
 
 
 class Planner:
-    def __init__(self, pipeline: Pipeline, store: RunStore, fingerprints: dict[str, str]):
+    def __init__(self, pipeline: Pipeline, store: RunStore, fingerprints: dict[str, str], retry_failed: bool = False):
         self.pipeline, self.store, self.fps = pipeline, store, fingerprints
+        self.retry_failed = retry_failed
         self._complete: dict[str, bool] = {}
         self.segments: dict[str, list[Step]] = {}
         for step in pipeline.steps:
@@ -32,27 +37,41 @@ class Planner:
     def committed(self, step: Step, index: int, sig: str) -> bool:
         return self.caches(step) and self.store.has(step.name, self.fps[step.name], index, sig)
 
+    def done(self, step: Step, index: int, sig: str) -> bool:
+        """Committed, and not a batch to retry."""
+        return self.committed(step, index, sig) and not self.to_retry(step, index, sig)
+
+    def to_retry(self, step: Step, index: int, sig: str) -> bool:
+        return self.retry_failed and self.store.has_failures(step.name, self.fps[step.name], index, sig)
+
     def global_complete(self, step: Step) -> bool:
         if step.name not in self._complete:
-            self._complete[step.name] = self.store.global_parts(step.name, self.fps[step.name]) is not None
+            fp = self.fps[step.name]
+            complete = self.store.global_parts(step.name, fp) is not None
+            if complete and self.retry_failed and self.store.global_failed(step.name, fp):
+                complete = False
+            self._complete[step.name] = complete
         return self._complete[step.name]
 
     def actions(self, root: Step, index: int, sig: str) -> dict[str, str]:
         """Action for every step of `root`'s segment on batch (index, sig)."""
         demand: dict[str, bool] = {}
         for step in reversed(self.segments[root.name]):
-            needed = not step.children and not self.committed(step, index, sig)
+            needed = not step.children and not self.done(step, index, sig)
             for child in step.children:
                 if child.kind == "global":
                     needed = needed or not self.global_complete(child)
-                elif demand.get(child.name) and not self.committed(child, index, sig):
+                elif demand.get(child.name) and not self.done(child, index, sig):
                     needed = True
             demand[step.name] = needed
         actions = {}
         for name, needed in demand.items():
+            step = self.pipeline.by_name[name]
             if not needed:
                 actions[name] = SKIP
-            elif self.committed(self.pipeline.by_name[name], index, sig):
+            elif self.to_retry(step, index, sig):
+                actions[name] = RETRY
+            elif self.committed(step, index, sig):
                 actions[name] = LOAD
             else:
                 actions[name] = COMPUTE

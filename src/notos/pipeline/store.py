@@ -60,6 +60,8 @@ def _spare_pandas_import() -> None:
 _spare_pandas_import()
 
 PART = re.compile(r"^part-(\d{6,})-([0-9a-f]{12})\.(parquet|empty)$")
+# Beside a part that holds failed rows: `--retry-failed` finds them without reading every part.
+FAILED = re.compile(r"^part-(\d{6,})-([0-9a-f]{12})\.failed$")
 # Whole key names (or their last _part): `max_new_tokens` is a setting, `hf_token` a secret.
 SECRET_KEY = re.compile(r"(^|_)(api[_-]?key|key|token|secret|password|authorization|credentials?)$", re.I)
 
@@ -112,6 +114,7 @@ class RunStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self._committed: dict[str, dict[int, set[str]]] = {}
+        self._failed: dict[str, set[tuple[int, str]]] = {}
 
     # -- set-up -----------------------------------------------------------------------
     def open(self, manifest: dict, pipeline_yaml: str) -> None:
@@ -162,17 +165,25 @@ class RunStore:
         key = f"{step}-{fingerprint}"
         if key not in self._committed:
             found: dict[int, set[str]] = {}
+            failed: set[tuple[int, str]] = set()
             folder = self.step_dir(step, fingerprint)
             if folder.is_dir():
                 for entry in os.scandir(folder):
                     m = PART.match(entry.name)
                     if m:
                         found.setdefault(int(m.group(1)), set()).add(m.group(2))
+                    elif f := FAILED.match(entry.name):
+                        failed.add((int(f.group(1)), f.group(2)))
             self._committed[key] = found
+            self._failed[key] = failed
         return self._committed[key]
 
     def has(self, step: str, fingerprint: str, index: int, sig: str) -> bool:
         return sig in self.committed(step, fingerprint).get(index, ())
+
+    def has_failures(self, step: str, fingerprint: str, index: int, sig: str) -> bool:
+        self.committed(step, fingerprint)
+        return (index, sig) in self._failed[f"{step}-{fingerprint}"]
 
     def _part(self, step, fingerprint, index, sig, suffix) -> Path:
         return self.step_dir(step, fingerprint) / f"part-{index:06d}-{sig}.{suffix}"
@@ -180,6 +191,15 @@ class RunStore:
     def commit(self, step: str, fingerprint: str, index: int, sig: str, rows: list[dict]) -> None:
         folder = self.step_dir(step, fingerprint)
         folder.mkdir(parents=True, exist_ok=True)
+        self.committed(step, fingerprint)
+        failed_marks = self._failed[f"{step}-{fingerprint}"]
+        marker = self._part(step, fingerprint, index, sig, "failed")
+        has_failed = any(r.get("_error") for r in rows)
+        if has_failed:
+            # The marker goes first: a crash between the two leaves a marker without its part
+            # (harmless: the part is simply not committed), never failed rows without a marker.
+            atomic_write_bytes(marker, b"")
+            failed_marks.add((index, sig))
         if rows:
             try:
                 table = rows_to_table(rows)
@@ -194,6 +214,9 @@ class RunStore:
             _fsync_dir(folder)
         else:
             atomic_write_bytes(self._part(step, fingerprint, index, sig, "empty"), b"")
+        if not has_failed and (index, sig) in failed_marks:  # a retried batch that now succeeds
+            marker.unlink(missing_ok=True)
+            failed_marks.discard((index, sig))
         self.committed(step, fingerprint).setdefault(index, set()).add(sig)
 
     def load(self, step: str, fingerprint: str, index: int, sig: str) -> list[dict]:
@@ -209,10 +232,15 @@ class RunStore:
             return None
         return [tuple(p) for p in json.loads(marker.read_text())["parts"]]
 
-    def mark_global_complete(self, step: str, fingerprint: str, parts: list[tuple[int, str]]) -> None:
+    def global_failed(self, step: str, fingerprint: str) -> int:
+        """Failed rows among a complete global step's output (passed through from upstream)."""
+        marker = self.step_dir(step, fingerprint) / "_complete.json"
+        return json.loads(marker.read_text()).get("failed", 0) if marker.exists() else 0
+
+    def mark_global_complete(self, step: str, fingerprint: str, parts: list[tuple[int, str]], failed: int = 0) -> None:
         folder = self.step_dir(step, fingerprint)
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(folder / "_complete.json", json.dumps({"parts": parts}).encode())
+        atomic_write_bytes(folder / "_complete.json", json.dumps({"parts": parts, "failed": failed}).encode())
 
     # -- results ------------------------------------------------------------------------
     def materialize(self, leaf: str, fingerprint: str, parts: list[tuple[int, str]]) -> int:

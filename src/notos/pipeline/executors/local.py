@@ -21,7 +21,7 @@ from notos.data.row_ids import assign_row_ids
 from notos.errors import NotosError
 from notos.pipeline.compute import compute_batch, merge_parents
 from notos.pipeline.graph import Pipeline
-from notos.pipeline.planner import COMPUTE, LOAD, SKIP, Planner
+from notos.pipeline.planner import COMPUTE, LOAD, RETRY, SKIP, Planner
 from notos.pipeline.progress import StepProgress, StepStats
 from notos.pipeline.step import Step
 from notos.pipeline.store import RunStore, batch_signature, now
@@ -88,6 +88,20 @@ def data_identity(step: Step, batch_size: int, limit: int | None) -> str:
     return h.hexdigest()
 
 
+def _by_input(rows: list[dict], input_ids: set[str]) -> dict[str, list[dict]]:
+    """Output rows grouped by the input row they came from: the same id, or `id.N` for the
+    children of a step that expands a row into several."""
+    grouped: dict[str, list[dict]] = {}
+    for row in rows:
+        rid = row["row_id"]
+        if rid not in input_ids:
+            base, dot, tail = rid.rpartition(".")
+            if dot and tail.isdigit() and base in input_ids:
+                rid = base
+        grouped.setdefault(rid, []).append(row)
+    return grouped
+
+
 def _first_error(error: BaseException) -> BaseException:
     """The first real exception inside a (nested) exception group."""
     while isinstance(error, BaseExceptionGroup):
@@ -100,7 +114,8 @@ class LocalExecutor:
         self.queue_batches = queue_batches
         self.max_workers = max_workers
 
-    def run(self, pipeline: Pipeline, out_dir, *, limit: int | None = None, config_yaml: str = "", progress: bool = True) -> RunResult:
+    def run(self, pipeline: Pipeline, out_dir, *, limit: int | None = None, config_yaml: str = "", progress: bool = True,
+            retry_failed: bool = False) -> RunResult:
         pipeline.validate()
         data_ids = None
         if any(s.kind == "global" for s in pipeline.steps):
@@ -115,7 +130,7 @@ class LocalExecutor:
             "leaves": {leaf.name: f"data/{leaf.name}" for leaf in pipeline.leaves},
         }
         store.open(manifest, config_yaml)
-        run = _GraphRun(pipeline, store, fps, limit, self.queue_batches, self.max_workers)
+        run = _GraphRun(pipeline, store, fps, limit, self.queue_batches, self.max_workers, retry_failed)
         started = time.perf_counter()
         try:
             asyncio.run(run.main(progress))
@@ -136,9 +151,9 @@ class LocalExecutor:
 class _GraphRun:
     """State of one run: queues, stats, pools; one coroutine per step."""
 
-    def __init__(self, pipeline, store, fps, limit, queue_batches, max_workers):
+    def __init__(self, pipeline, store, fps, limit, queue_batches, max_workers, retry_failed=False):
         self.pipeline, self.store, self.fps, self.limit = pipeline, store, fps, limit
-        self.planner = Planner(pipeline, store, fps)
+        self.planner = Planner(pipeline, store, fps, retry_failed)
         self.queues = {(p.name, c.name): asyncio.Queue(queue_batches) for c in pipeline.steps for p in c.parents}
         self.stats = {s.name: StepStats() for s in pipeline.steps}
         self.leaf_parts: dict[str, list] = {leaf.name: [] for leaf in pipeline.leaves}
@@ -274,12 +289,29 @@ class _GraphRun:
             return
         stats.begin()
         try:
-            result = await compute_batch(step, rows, self.pools)
+            if action == RETRY:
+                result = await self.retry_batch(step, index, sig, rows)
+            else:
+                result = await compute_batch(step, rows, self.pools)
         finally:
             stats.end()
         stats.rows_failed += result.failed
         stats.tokens += result.tokens
         await self.finish_batch(step, index, sig, result.rows, actions, loaded=False, counted_in=True)
+
+    async def retry_batch(self, step: Step, index: int, sig: str, rows: list[dict]):
+        """Keep the rows this step already got right in the committed batch; compute the rest
+        (rows that failed here or upstream) and put every row back in input order."""
+        old = await asyncio.get_running_loop().run_in_executor(None, self.store.load, step.name, self.fps[step.name], index, sig)
+        input_ids = {r["row_id"] for r in rows}
+        kept = _by_input([r for r in old if not r.get("_error")], input_ids)
+        todo = [r for r in rows if r["row_id"] not in kept]
+        self.stats[step.name].rows_in -= len(rows) - len(todo)
+        self.stats[step.name].rows_cached += sum(len(v) for v in kept.values())
+        result = await compute_batch(step, todo, self.pools)
+        fresh = _by_input(result.rows, input_ids)
+        result.rows = [out for r in rows for out in (kept.get(r["row_id"]) or fresh.get(r["row_id"], []))]
+        return result
 
     async def route(self, step: Step, index: int, sig: str, rows: list[dict], actions: dict) -> None:
         chosen = set(step.fn(index, len(step.children), **step.options))
@@ -290,7 +322,7 @@ class _GraphRun:
         """Commit (if this step caches and computed it), count, and pass the batch on."""
         if rows is not None:
             stats = self.stats[step.name]
-            if actions[step.name] == COMPUTE and self.planner.caches(step):
+            if actions[step.name] in (COMPUTE, RETRY) and self.planner.caches(step):
                 started = time.perf_counter()
                 await asyncio.get_running_loop().run_in_executor(None, self.store.commit, step.name, self.fps[step.name], index, sig, rows)
                 stats.commit_seconds += time.perf_counter() - started
@@ -307,7 +339,7 @@ class _GraphRun:
 
     async def run_global(self, step: Step) -> None:
         fp = self.fps[step.name]
-        parts = self.store.global_parts(step.name, fp)
+        parts = self.store.global_parts(step.name, fp) if self.planner.global_complete(step) else None
         collected: list[tuple[int, list[dict]]] = []
         async for index, _sig, inputs, _actions in self.inbox(step):
             if parts is None:
@@ -359,5 +391,5 @@ class _GraphRun:
             sig = batch_signature(chunk)
             await loop.run_in_executor(None, self.store.commit, step.name, fp, index, sig, chunk)
             parts.append((index, sig))
-        self.store.mark_global_complete(step.name, fp, parts)
+        self.store.mark_global_complete(step.name, fp, parts, failed=sum(1 for r in out if r.get("_error")))
         return parts
