@@ -155,6 +155,11 @@ def test_several_greedy_answers_are_copies_and_sampled_ones_differ(model):
     assert len(sampled.texts) == 4 and len(set(sampled.texts)) > 1
 
 
+def test_structured_output_is_refused_clearly(model):
+    with pytest.raises(NotosError, match="structured output \\(json_schema\\) needs constrained decoding"):
+        run(model.generate([user("hi")], GenerationParams(json_schema={"type": "object"})))
+
+
 def _has_gpu():
     import torch
 

@@ -152,6 +152,11 @@ class TransformersLLM:
             raise
 
     async def generate(self, conversations: list[Conversation], params: GenerationParams) -> list[Generation]:
+        if params.json_schema is not None:
+            raise NotosError(
+                "llm (transformers): structured output (json_schema) needs constrained decoding: use an OpenAI-compatible "
+                "server, llamacpp: or vllm:, or a task's log-prob mode with the embedded model"
+            )
         return await self._in_worker(self._generate_all, conversations, params)
 
     def _generate_all(self, conversations: list[Conversation], params: GenerationParams, cancelled: threading.Event) -> list[Generation]:
