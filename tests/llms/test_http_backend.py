@@ -230,3 +230,15 @@ def test_retry_after_in_milliseconds():
 def test_bad_option_values(options, message):
     with pytest.raises(NotosError, match=message):
         OpenAICompatible(base_url="http://127.0.0.1:1/v1", **options)
+
+
+def test_a_server_refusing_every_request_stops_the_run(llm_server):
+    client = client_for(llm_server, max_concurrency=2)
+    with pytest.raises(NotosError, match=r"the first 10 requests were all refused: HTTP 400 prompt is too long"):
+        generate(client, ask(*[f"[400] q{i}" for i in range(40)]))
+    assert len(llm_server.requests) < 15
+
+
+def test_some_refusals_among_answers_only_fail_their_rows(llm_server):
+    outs = generate(client_for(llm_server, max_concurrency=1), ask("fine", *[f"[400] q{i}" for i in range(12)]))
+    assert outs[0].error is None and all(o.error.startswith("HTTP 400") for o in outs[1:])

@@ -25,6 +25,7 @@ from notos.llms.types import CandidateScores, Conversation, Generation, Generati
 OPENAI_URL = "https://api.openai.com/v1"
 TOP_LOGPROBS = 20  # the most OpenAI returns; enough to find "1".."5" after a forced prefix
 MAX_REASON = 300
+REFUSALS_TO_STOP = 10  # identical 4xx refusals, before any success, that stop the run
 
 
 class RequestFailed(Exception):
@@ -76,6 +77,8 @@ class OpenAICompatible:
         self.max_tokens_field = "max_completion_tokens" if parsed.hostname == "api.openai.com" else "max_tokens"
         self.pacer = RequestPacer(rpm)
         self.retries = 0  # attempts beyond the first, for tests and stats
+        self.answered = 0  # requests that got a usable reply
+        self.refusals: dict[str, int] = {}  # a 4xx reason -> how many requests got it
         self._session = None
         self._gate: asyncio.Semaphore | None = None
         self._loop = None
@@ -191,13 +194,26 @@ class OpenAICompatible:
 
     async def _generate_one(self, conversation: Conversation, params: GenerationParams) -> Generation:
         try:
-            return _parse_generation(await self._post("/chat/completions", self._payload(conversation, params)))
+            generation = _parse_generation(await self._post("/chat/completions", self._payload(conversation, params)))
+            self.answered += 1
+            return generation
         except RequestFailed as failure:
+            self._check_refusals(failure.reason)
             return Generation(error=failure.reason)
         except NotosError:
             raise
         except Exception as exc:  # noqa: BLE001 - an odd reply fails its own row, never the batch
             return Generation(error=f"unreadable response: {type(exc).__name__}: {exc}"[:MAX_REASON])
+
+    def _check_refusals(self, reason: str) -> None:
+        """The server refusing every request the same way (a parameter this model does not
+        take, a context it cannot hold) is a configuration error: stop instead of failing
+        every row of a long run one by one."""
+        if not reason.startswith("HTTP 4") or self.answered:
+            return
+        self.refusals[reason] = self.refusals.get(reason, 0) + 1
+        if self.refusals[reason] >= REFUSALS_TO_STOP:
+            raise NotosError(f"llm (openai at {self.base_url}): the first {REFUSALS_TO_STOP} requests were all refused: {reason}")
 
     def _payload(self, conversation: Conversation, params: GenerationParams) -> dict:
         payload = {
