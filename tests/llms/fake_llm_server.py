@@ -13,7 +13,9 @@ message, so it follows the row whatever the concurrency:
     [401]          HTTP 401
     [weird]        a 200 whose choices are not objects
     [ignore_n]     answers with one choice whatever `n` asked (as some servers do)
-Otherwise it answers "Answer to: <text>" with usage counted in words.
+A rating prompt (texts in `<text N>` tags) gets one UltraFeedback section per text, rated with
+the first `[d]` digit inside that text (3 when there is none): a test can tell which response
+got which rating. Otherwise it answers "Answer to: <text>" with usage counted in words.
 """
 
 from __future__ import annotations
@@ -133,6 +135,8 @@ class FakeLLMServer:
     def _completion(self, body: dict, text: str) -> dict:
         n = 1 if "[ignore_n]" in text else body.get("n", 1)
         answer = "" if "[empty]" in text else f"Answer to: {text}"
+        if "<text 1>" in text:
+            answer = _rate_texts(text)
         if body.get("continue_final_message"):
             answer = body["messages"][-1]["content"] + "4"
         choices = []
@@ -149,3 +153,12 @@ class FakeLLMServer:
             "usage": {"prompt_tokens": prompt_words, "completion_tokens": len(answer.split()) * n,
                       "total_tokens": prompt_words + len(answer.split()) * n},
         }
+
+
+def _rate_texts(prompt: str) -> str:
+    sections = []
+    for number, body in re.findall(r"<text (\d+)>\n(.*?)\n</text \1>", prompt, re.S):
+        digit = re.search(r"\[(\d)\]", body)
+        rating = digit.group(1) if digit else "3"
+        sections.append(f"#### Output for Text {number}\nRating: {rating}\nRationale: rated {rating} for text {number}.")
+    return "\n\n".join(sections)

@@ -283,6 +283,13 @@ class TransformersLLM:
                 raise ValueError(f"candidate {candidate!r} adds no tokens after the prompt")
             rows.append(full)
             spans.append((shared, len(full)))
+        if all(end - start == 1 and start == len(prompt_ids) for start, end in spans):
+            # Every candidate is one token after the whole prompt ("1".."5" after "Rating: "):
+            # one pass over the prompt gives them all.
+            with torch.inference_mode():
+                last = self.model(input_ids=torch.tensor([prompt_ids], device=self.device)).logits[0, -1].float()
+            logprobs = torch.log_softmax(last, dim=-1)
+            return {c: float(logprobs[row[-1]]) for c, row in zip(candidates, rows)}
         width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id
         ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=self.device)

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 
 from notos.pipeline import columns, routing, sources
-from notos.tasks import generation
+from notos.tasks import generation, rating
 
 STEP_TYPES: dict[str, Callable] = {
     "load_data": sources.load_data,
@@ -15,6 +15,7 @@ STEP_TYPES: dict[str, Callable] = {
     "filter_rows": columns.filter_rows,
     "group_columns": columns.group_columns,
     "text_generation": generation.text_generation,
+    "ultrafeedback_rating": rating.ultrafeedback_rating,
 }
 
 

@@ -1,5 +1,6 @@
 """Tasks: prompt builders and parsers around an LLM, as pipeline steps."""
 
 from notos.tasks.generation import text_generation
+from notos.tasks.rating import ultrafeedback_rating
 
-__all__ = ["text_generation"]
+__all__ = ["text_generation", "ultrafeedback_rating"]
