@@ -4,8 +4,10 @@ import json
 
 from notos.pipeline import load_run
 
-SHORT = ("--set", "answer.max_new_tokens=16")  # the real model, fewer tokens: the suite stays quick
-TINY = ("--set", "answer.max_new_tokens=4")
+GENERATORS = ("answer_helpful", "answer_honest", "answer_terse")
+# The real model, fewer tokens: the suite stays quick.
+SHORT = tuple(a for g in GENERATORS for a in ("--set", f"{g}.max_new_tokens=16"))
+TINY = tuple(a for g in GENERATORS for a in ("--set", f"{g}.max_new_tokens=4"))
 
 
 def test_quickstart_runs_end_to_end_and_resumes(cli, tmp_path):
@@ -18,9 +20,11 @@ def test_quickstart_runs_end_to_end_and_resumes(cli, tmp_path):
     assert all(r["instruction"] == r["instruction"].strip() and r["n_words"] >= 3 for r in data)
     assert len({r["instruction"].casefold() for r in data}) == 20
     assert {r["row_id"] for r in data} >= {"qs-00", "qs-19"}  # ids come from the file's id column
-    # Answered by the embedded model, for real: text, the model's name and its token usage.
-    assert all(r["generation"].strip() and r["model_name"] == "SmolLM2-135M-Instruct" for r in data)
-    assert all(0 < r["usage"]["completion_tokens"] <= 16 for r in data)
+    # Answered three times by the embedded model, for real, and rated 1-5 from its probabilities.
+    assert all(len(r["generations"]) == 3 and all(g.strip() for g in r["generations"]) for r in data)
+    assert all(r["generation_models"] == ["SmolLM2-135M-Instruct"] * 3 for r in data)
+    assert all(all(x in (1, 2, 3, 4, 5) for x in r["ratings"]) and len(r["ratings_expected"]) == 3 for r in data)
+    assert {r["rating_model"] for r in data} == {"SmolLM2-135M-Instruct"}
     assert (out / "pipeline.yaml").exists() and (out / "stats.json").exists()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["rows"] == {"dataset": 20}

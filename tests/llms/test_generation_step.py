@@ -111,7 +111,8 @@ def test_shipped_quickstart_against_a_server(cli, llm_server, tmp_path):
     done = cli("run", "quickstart", "--out", tmp_path / "qs", "--no-progress", "--llm-base-url", llm_server.base_url)
     assert done.returncode == 0, done.stderr
     rows = load_run(tmp_path / "qs")["dataset"].to_list()
-    assert len(rows) == 20 and all(r["generation"] == f"Answer to: {r['instruction']}" for r in rows)
+    assert len(rows) == 20 and all(r["generations"] == [f"Answer to: {r['instruction']}"] * 3 for r in rows)
+    assert all(r["ratings"] == [3, 3, 3] and r["rating_model"] == "fake-model" for r in rows)  # the server judged (text mode)
 
 
 @pytest.mark.parametrize("args, message", [

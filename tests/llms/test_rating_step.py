@@ -50,7 +50,7 @@ def test_a_failed_judge_request_fails_its_row_only(llm_server, tmp_path):
 
 @pytest.mark.parametrize("options, message", [
     ({"aspects": "kindness"}, "unknown aspect 'kindness'"),
-    ({"mode": "vibes"}, "option 'mode' must be text or logprob"),
+    ({"mode": "vibes"}, "option 'mode' must be auto, text or logprob"),
     ({"aspects": []}, "at least one aspect"),
     ({"seed": "x"}, "option 'seed' must be an integer"),
 ])
@@ -62,7 +62,7 @@ def test_bad_options(options, message):
 def test_logprob_mode_on_the_embedded_model_always_gives_valid_ratings(tmp_path):
     data = rows_with(["Paris is the capital of France.", "The capital of France is Berlin."],
                      ["Two plus two is four.", "banana"])
-    step = ultrafeedback_rating(name="rate", mode="logprob")
+    step = ultrafeedback_rating(name="rate")  # mode auto: logprob on a local model
     run(from_rows(rows=data) >> step, tmp_path / "r", progress=False)
     for row in load_run(tmp_path / "r")["rate"].to_list():
         assert row["_error"] is None and row["rating_model"] == "SmolLM2-135M-Instruct"

@@ -21,7 +21,7 @@ from pathlib import Path
 from notos.errors import NotosError
 from notos.llms.chat_templates import resolve_template
 from notos.llms.embedded import EMBEDDED_NAME, embedded_gguf
-from notos.llms.types import CandidateScores, Conversation, Generation, GenerationParams
+from notos.llms.types import CandidateScores, Conversation, Generation, GenerationParams, per_conversation
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -256,16 +256,56 @@ class TransformersLLM:
 
     def _score_all(self, conversations, candidates, prefix, cancelled: threading.Event) -> list[CandidateScores]:
         self.load()
-        results = []
-        for conversation in conversations:
+        prefixes = per_conversation(prefix, len(conversations))
+        results: list[CandidateScores | None] = [None] * len(conversations)
+        by_prompt: dict[str, list[int]] = {}  # rating text 1..N of one row shares its prompt
+        for i, conversation in enumerate(conversations):
+            try:
+                by_prompt.setdefault(self.render(conversation), []).append(i)
+            except Exception as exc:  # noqa: BLE001 - one conversation's failure stays its own
+                results[i] = CandidateScores(error=f"{type(exc).__name__}: {_first_line(exc)}")
+        for prompt, members in by_prompt.items():
             if cancelled.is_set():
                 break
             try:
                 with self._lock:
-                    results.append(CandidateScores(logprobs=self._score_one(self.render(conversation) + prefix, candidates)))
-            except Exception as exc:  # noqa: BLE001 - one conversation's failure stays its own
-                results.append(CandidateScores(error=f"{type(exc).__name__}: {_first_line(exc)}"))
-        return results
+                    scored = self._score_shared(prompt, [prefixes[i] for i in members], candidates)
+                for i, logprobs in zip(members, scored):
+                    results[i] = CandidateScores(logprobs=logprobs)
+            except Exception as exc:  # noqa: BLE001
+                for i in members:
+                    results[i] = CandidateScores(error=f"{type(exc).__name__}: {_first_line(exc)}")
+        return [r or CandidateScores(error="cancelled") for r in results]
+
+    def _score_shared(self, prompt: str, prefixes: list[str], candidates: list[str]) -> list[dict[str, float]]:
+        """One pass over a prompt shared by several prefixes; each prefix then runs from the
+        cached keys (a judge prompt is ~700 tokens, a prefix ~10). Falls back to a full pass
+        where the tokenizer merges across the boundary or a candidate is several tokens."""
+        import torch
+
+        if len(prefixes) == 1:
+            return [self._score_one(prompt + prefixes[0], candidates)]
+        encode = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+        prompt_ids = encode(prompt)
+        with torch.inference_mode():
+            cache = self.model(input_ids=torch.tensor([prompt_ids], device=self.device), use_cache=True).past_key_values
+        scores = []
+        for prefix in prefixes:
+            full = encode(prompt + prefix)
+            options = [encode(prompt + prefix + c) for c in candidates]
+            reusable = len(full) > len(prompt_ids) and full[: len(prompt_ids)] == prompt_ids and all(
+                len(ids) == len(full) + 1 and ids[: len(full)] == full for ids in options)
+            if not reusable:
+                scores.append(self._score_one(prompt + prefix, candidates))
+                continue
+            with torch.inference_mode():
+                last = self.model(input_ids=torch.tensor([full[len(prompt_ids):]], device=self.device),
+                                  past_key_values=cache, use_cache=True).logits[0, -1].float()
+            # Back to the shared prompt for the next prefix (a negative count: tokens to drop).
+            cache.crop(-(cache.get_seq_length() - len(prompt_ids)))
+            logprobs = torch.log_softmax(last, dim=-1)
+            scores.append({c: float(logprobs[ids[-1]]) for c, ids in zip(candidates, options)})
+        return scores
 
     def _score_one(self, prompt: str, candidates: list[str]) -> dict[str, float]:
         """Sum of the log-probabilities of each candidate's tokens after the prompt. The

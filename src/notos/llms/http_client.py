@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 from notos.errors import NotosError
 from notos.llms.limits import MAX_RETRY_AFTER, RETRIABLE_STATUS, RequestPacer, backoff_delay, parse_retry_after
-from notos.llms.types import CandidateScores, Conversation, Generation, GenerationParams, match_candidates
+from notos.llms.types import CandidateScores, Conversation, Generation, GenerationParams, match_candidates, per_conversation
 
 OPENAI_URL = "https://api.openai.com/v1"
 TOP_LOGPROBS = 20  # the most OpenAI returns; enough to find "1".."5" after a forced prefix
@@ -239,14 +239,15 @@ class OpenAICompatible:
             }
         return payload
 
-    async def score_candidates(self, conversations: list[Conversation], candidates: list[str], prefix: str = "") -> list[CandidateScores]:
-        if prefix and not self.prefill:
+    async def score_candidates(self, conversations: list[Conversation], candidates: list[str], prefix: str | list[str] = "") -> list[CandidateScores]:
+        prefixes = per_conversation(prefix, len(conversations))
+        if any(prefixes) and not self.prefill:
             raise NotosError(
                 f"llm (openai at {self.base_url}): scoring after a forced prefix needs a server that continues an assistant message "
                 "(vLLM, llama.cpp server): set prefill: true; OpenAI itself cannot, so rate with free text there"
             )
         await self._resolve_model()
-        return await all_or_stop([self._score_one(c, candidates, prefix) for c in conversations])
+        return await all_or_stop([self._score_one(c, candidates, p) for c, p in zip(conversations, prefixes)])
 
     async def _score_one(self, conversation: Conversation, candidates: list[str], prefix: str) -> CandidateScores:
         messages = list(conversation)

@@ -20,7 +20,7 @@ from pathlib import Path
 from notos.errors import NotosError, require_extra
 from notos.llms.embedded import EMBEDDED_NAME, embedded_gguf
 from notos.llms.hf_local import default_threads
-from notos.llms.types import CandidateScores, Conversation, Generation, GenerationParams, match_candidates
+from notos.llms.types import CandidateScores, Conversation, Generation, GenerationParams, match_candidates, per_conversation
 
 SCORE_TOP_LOGPROBS = 40  # how many first-token alternatives score_candidates looks at
 
@@ -98,14 +98,16 @@ class LlamaCppLLM:
 
     # -- scoring ------------------------------------------------------------------------------
 
-    async def score_candidates(self, conversations: list[Conversation], candidates: list[str], prefix: str = "") -> list[CandidateScores]:
+    async def score_candidates(self, conversations: list[Conversation], candidates: list[str], prefix: str | list[str] = "") -> list[CandidateScores]:
         if not candidates:
             raise NotosError("score_candidates needs at least one candidate")
         formatter = self._chat_formatter()
         problem = self._multi_token(candidates)
         if problem:
             return [CandidateScores(logprobs={c: None for c in candidates}, error=problem) for _ in conversations]
-        return [await asyncio.get_running_loop().run_in_executor(self._worker, self._score_one, formatter, conv, candidates, prefix) for conv in conversations]
+        prefixes = per_conversation(prefix, len(conversations))
+        return [await asyncio.get_running_loop().run_in_executor(self._worker, self._score_one, formatter, conv, candidates, p)
+                for conv, p in zip(conversations, prefixes)]
 
     def _chat_formatter(self):
         """The GGUF's own chat template, rendered the way create_chat_completion renders it."""

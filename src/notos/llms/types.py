@@ -100,6 +100,16 @@ def logsumexp(values: list[float]) -> float:
     return top + math.log(sum(math.exp(v - top) for v in values))
 
 
+def per_conversation(prefix: str | list[str], count: int) -> list[str]:
+    """One forced prefix per conversation, from a single prefix or a list of them."""
+    if isinstance(prefix, str):
+        return [prefix] * count
+    prefixes = list(prefix)
+    if len(prefixes) != count:
+        raise ValueError(f"{len(prefixes)} prefixes for {count} conversations")
+    return prefixes
+
+
 @runtime_checkable
 class LLM(Protocol):
     model_name: str
@@ -107,10 +117,12 @@ class LLM(Protocol):
     async def generate(self, conversations: list[Conversation], params: GenerationParams) -> list[Generation]: ...
 
     async def score_candidates(
-        self, conversations: list[Conversation], candidates: list[str], prefix: str = ""
+        self, conversations: list[Conversation], candidates: list[str], prefix: str | list[str] = ""
     ) -> list[CandidateScores]:
         """Log-probabilities of each candidate as the start of the assistant's reply,
-        after `prefix` (e.g. "Rating: ") has been forced as its first words."""
+        after `prefix` (e.g. "Rating: ") has been forced as its first words. `prefix` may be
+        one per conversation (rating text k of the same prompt: local backends reuse the
+        prompt's computation across them)."""
         ...
 
     async def close(self) -> None: ...

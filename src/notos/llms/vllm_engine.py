@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from notos.errors import NotosError, require_extra
 from notos.llms.chat_templates import resolve_template
 from notos.llms.llamacpp import error_text, scoring_tokens
-from notos.llms.types import CandidateScores, Conversation, Generation, GenerationParams, match_candidates
+from notos.llms.types import CandidateScores, Conversation, Generation, GenerationParams, match_candidates, per_conversation
 
 SCORE_TOP_LOGPROBS = 20  # vLLM's default max_logprobs: more needs an engine option
 
@@ -56,14 +56,15 @@ class VLLMEngine:
         tokenize = lambda t: self.tokenizer.encode(t, add_special_tokens=False)  # noqa: E731
         return {"prompt_token_ids": scoring_tokens(tokenize, text + prefix, probe) if probe else tokenize(text)}
 
-    def _run(self, conversations: list[Conversation], sampling, prefix: str = "", probe: str = "") -> list:
+    def _run(self, conversations: list[Conversation], sampling, prefix: str | list[str] = "", probe: str = "") -> list:
         """One RequestOutput or one exception per conversation. vLLM validates a whole batch at
         once (one over-long prompt fails all), so a failed batch is retried one by one."""
         results: list = [None] * len(conversations)
+        prefixes = per_conversation(prefix, len(conversations))
         prompts, index = [], []
         for i, conv in enumerate(conversations):
             try:
-                prompts.append(self._prompt(conv, prefix, probe))
+                prompts.append(self._prompt(conv, prefixes[i], probe))
                 index.append(i)
             except Exception as exc:  # e.g. a role the template refuses
                 results[i] = exc
@@ -103,7 +104,7 @@ class VLLMEngine:
 
     # -- scoring ------------------------------------------------------------------------------
 
-    async def score_candidates(self, conversations: list[Conversation], candidates: list[str], prefix: str = "") -> list[CandidateScores]:
+    async def score_candidates(self, conversations: list[Conversation], candidates: list[str], prefix: str | list[str] = "") -> list[CandidateScores]:
         if not candidates:
             raise NotosError("score_candidates needs at least one candidate")
         from vllm import SamplingParams

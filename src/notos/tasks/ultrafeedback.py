@@ -105,7 +105,9 @@ def _texts_block(instruction: str, responses: list[str]) -> str:
 
 
 def build_messages(aspect: str, instruction: str, responses: list[str], *,
-                   correct_answers=None, incorrect_answers=None) -> list[dict]:
+                   correct_answers=None, incorrect_answers=None, examples: bool = True) -> list[dict]:
+    """`examples=False` leaves out the worked examples: for the logprob mode, where a forced
+    prefix fixes the layout and a shorter prompt is several times cheaper on a CPU."""
     aspect = normalize_aspect(aspect)
     if not isinstance(instruction, str):
         raise TypeError("instruction must be a string")
@@ -114,16 +116,16 @@ def build_messages(aspect: str, instruction: str, responses: list[str], *,
     typed = aspect in TYPED_ASPECTS
     rating_hint = "<1-5 or N/A>" if aspect == "honesty" else "<1-5>"
     layout = _section(aspect, "N", "<type numbers or None>", "<why that type>", rating_hint, "<why that rating>")
-    examples = []
-    for k, (ins, texts, outs) in enumerate(_EXAMPLES, 1):
+    shown_examples = []
+    for k, (ins, texts, outs) in enumerate(_EXAMPLES if examples else (), 1):
         out = "\n\n".join(_section(aspect, i, *types.get(aspect, ("", "")), rating, why)
                            for i, (types, rating, why) in enumerate(outs, 1))
-        examples.append(f"=== Format example {k} (made-up texts; shows the layout only) ===\n"
+        shown_examples.append(f"=== Format example {k} (made-up texts; shows the layout only) ===\n"
                         f"{_texts_block(ins, texts)}\n\nOutput:\n{out}")
     system = (f"You are a careful judge of AI-written answers. Aspect to rate: {aspect}.\n\n{_RUBRICS[aspect]}\n\n"
               f"For every text write one section in exactly this layout:\n{layout}\n\n"
               "Start each section with its header line, keep the text numbers as given, and write nothing else.\n\n"
-              + "\n\n".join(examples) + "\n=== End of format examples ===")
+              + ("\n\n".join(shown_examples) + "\n=== End of format examples ===" if shown_examples else ""))
     user = _texts_block(instruction, responses)
     if typed:  # world knowledge only helps the judge check facts, so only these aspects get it
         for label, answers in (("Known correct answers", correct_answers), ("Known incorrect answers", incorrect_answers)):
