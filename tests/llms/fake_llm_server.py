@@ -15,7 +15,8 @@ message, so it follows the row whatever the concurrency:
     [ignore_n]     answers with one choice whatever `n` asked (as some servers do)
 A rating prompt (texts in `<text N>` tags) gets one UltraFeedback section per text, rated with
 the first `[d]` digit inside that text (3 when there is none): a test can tell which response
-got which rating. Otherwise it answers "Answer to: <text>" with usage counted in words.
+got which rating. A critique prompt gets feedback and `Overall score: 2d` the same way
+(`[x]` in the response: no score line at all). Otherwise it answers "Answer to: <text>" with usage counted in words.
 """
 
 from __future__ import annotations
@@ -137,6 +138,8 @@ class FakeLLMServer:
         answer = "" if "[empty]" in text else f"Answer to: {text}"
         if "<text 1>" in text:
             answer = _rate_texts(text)
+        elif "<response>" in text and "Overall score" in text:
+            answer = _critique(text)
         if body.get("continue_final_message"):
             answer = body["messages"][-1]["content"] + "4"
         choices = []
@@ -162,3 +165,12 @@ def _rate_texts(prompt: str) -> str:
         rating = digit.group(1) if digit else "3"
         sections.append(f"#### Output for Text {number}\nRating: {rating}\nRationale: rated {rating} for text {number}.")
     return "\n\n".join(sections)
+
+
+def _critique(prompt: str) -> str:
+    body = prompt.split("<response>\n", 1)[1].split("\n</response>", 1)[0]
+    if "[x]" in body:
+        return "Feedback: hard to say."
+    digit = re.search(r"\[(\d)\]", body)
+    score = 2 * int(digit.group(1)) if digit else 5
+    return f"Feedback: the response '{body[:20]}' could be clearer.\nOverall score: {score}"

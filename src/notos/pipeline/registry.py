@@ -3,7 +3,7 @@
 from collections.abc import Callable
 
 from notos.pipeline import columns, routing, sources
-from notos.tasks import generation, rating
+from notos.tasks import critique_step, generation, rating
 
 STEP_TYPES: dict[str, Callable] = {
     "load_data": sources.load_data,
@@ -16,6 +16,7 @@ STEP_TYPES: dict[str, Callable] = {
     "group_columns": columns.group_columns,
     "text_generation": generation.text_generation,
     "ultrafeedback_rating": rating.ultrafeedback_rating,
+    "critique": critique_step.critique,
 }
 
 

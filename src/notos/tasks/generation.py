@@ -19,11 +19,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from notos.errors import GraphError
+from notos.tasks.llm_steps import check_llm, check_params, llm_step
 
 if TYPE_CHECKING:
     from notos.pipeline.step import Step
 
-LLM_STEP_CONCURRENCY = 4  # batches in flight: keeps a remote server busy across batch edges
 
 
 def text_generation(
@@ -44,14 +44,7 @@ def text_generation(
     name: str = "text_generation",
     **settings,
 ) -> Step:
-    from notos.errors import NotosError
-    from notos.llms.spec import check_spec, fingerprint_view
-    from notos.pipeline.step import Step  # here, not at the top: the step registry imports this module
-
-    try:
-        check_spec(llm)
-    except NotosError as exc:
-        raise GraphError(f"step '{name}': {exc}") from None
+    check_llm(name, llm)
     if stop is not None and not (isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
         raise GraphError(f"step '{name}': option 'stop' must be a list of strings")
     check_params(name, num_generations=num_generations, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
@@ -67,25 +60,8 @@ def text_generation(
         "num_generations": num_generations, "max_new_tokens": max_new_tokens, "temperature": temperature,
         "top_p": top_p, "stop": stop, "seed": seed, "logprobs": logprobs, "allow_empty": allow_empty,
     }
-    settings.setdefault("concurrency", LLM_STEP_CONCURRENCY)
-    return Step(
-        name=name, kind="map", fn=generate_batch, per_row=False, inputs=inputs, outputs=tuple(outputs),
-        options=options, type_name="text_generation", teardown=close_llms,
-        hash_options=lambda opts: {**opts, "llm": fingerprint_view(opts["llm"])}, **settings,
-    )
-
-
-def check_params(step_name: str, **values) -> None:
-    rules = {"num_generations": (1, int), "max_new_tokens": (1, int), "temperature": (0, float), "top_p": (0, float)}
-    for key, value in values.items():
-        low, kind = rules[key]
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= low
-        if kind is int:
-            ok = ok and isinstance(value, int)
-        if key == "top_p":
-            ok = ok and 0 < value <= 1
-        if not ok:
-            raise GraphError(f"step '{step_name}': option '{key}' has a bad value {value!r}")
+    return llm_step(name=name, fn=generate_batch, inputs=inputs, outputs=outputs, options=options,
+                    type_name="text_generation", settings=settings)
 
 
 def build_conversation(row: dict, instruction_column: str, system_prompt: str | None, system_prompt_column: str | None) -> list[dict]:
@@ -124,9 +100,3 @@ async def generate_batch(rows: list[dict], *, llm, instruction_column, system_pr
         new["usage"] = {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens}
         out.append(new)
     return out
-
-
-async def close_llms() -> None:
-    from notos.llms.spec import close_all
-
-    await close_all()

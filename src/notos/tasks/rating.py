@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from notos.errors import GraphError
 from notos.tasks import ultrafeedback as uf
+from notos.tasks.llm_steps import check_llm, check_params, llm_step
 
 if TYPE_CHECKING:
     from notos.pipeline.step import Step
@@ -69,15 +70,10 @@ def ultrafeedback_rating(
     name: str = "ultrafeedback_rating",
     **settings,
 ) -> Step:
-    from notos.errors import NotosError
-    from notos.llms.spec import check_spec, fingerprint_view
-    from notos.pipeline.step import Step
-    from notos.tasks.generation import LLM_STEP_CONCURRENCY, check_params, close_llms
-
+    check_llm(name, llm)
     try:
-        check_spec(llm)
         aspect_list = _aspect_list(aspects)
-    except (NotosError, ValueError) as exc:
+    except ValueError as exc:
         raise GraphError(f"step '{name}': {exc}") from None
     if mode not in ("auto", "text", "logprob"):
         raise GraphError(f"step '{name}': option 'mode' must be auto, text or logprob, got {mode!r}")
@@ -96,12 +92,8 @@ def ultrafeedback_rating(
         "max_new_tokens": max_new_tokens, "temperature": temperature,
         "correct_answers_column": correct_answers_column, "incorrect_answers_column": incorrect_answers_column,
     }
-    settings.setdefault("concurrency", LLM_STEP_CONCURRENCY)
-    return Step(
-        name=name, kind="map", fn=rate_batch, per_row=False, inputs=inputs, outputs=tuple(outputs), options=options,
-        type_name="ultrafeedback_rating", teardown=close_llms,
-        hash_options=lambda opts: {**opts, "llm": fingerprint_view(opts["llm"])}, **settings,
-    )
+    return llm_step(name=name, fn=rate_batch, inputs=inputs, outputs=outputs, options=options,
+                    type_name="ultrafeedback_rating", settings=settings)
 
 
 def resolve_mode(mode: str, llm) -> str:
