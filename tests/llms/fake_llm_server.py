@@ -16,7 +16,15 @@ message, so it follows the row whatever the concurrency:
 A rating prompt (texts in `<text N>` tags) gets one UltraFeedback section per text, rated with
 the first `[d]` digit inside that text (3 when there is none): a test can tell which response
 got which rating. A critique prompt gets feedback and `Overall score: 2d` the same way
-(`[x]` in the response: no score line at all). Otherwise it answers "Answer to: <text>" with usage counted in words.
+(`[x]` in the response: no score line at all). The other task prompts get answers shaped the
+same way, so tests can tell what went where:
+    single judge (`[[N]]`)      `[[2d]]` from the answer's `[d]` (5 without one; `[x]`: no verdict)
+    pairwise judge (`[[A]]`)    the answer with the higher `[d]` wins, equal is `[[C]]`;
+                                `[pos]` in the question: always `[[A]]` (a position-biased judge)
+    Self-Instruct / LaMini      a numbered list of the asked number of new tasks
+    Evol-Instruct               the prompt with a constraint added; `[same]` in it: returned unchanged
+    quality filter              `Verdict: KEEP` / `Score: 8`; `[drop]` in the response: DROP / 2
+Otherwise it answers "Answer to: <text>" with usage counted in words.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import asyncio
 import re
 import threading
 import time
+import zlib
 from collections import Counter
 
 from aiohttp import web
@@ -140,6 +149,8 @@ class FakeLLMServer:
             answer = _rate_texts(text)
         elif "<response>" in text and "Overall score" in text:
             answer = _critique(text)
+        else:
+            answer = _task_answer(text) or answer
         if body.get("continue_final_message"):
             answer = body["messages"][-1]["content"] + "4"
         choices = []
@@ -174,3 +185,42 @@ def _critique(prompt: str) -> str:
     digit = re.search(r"\[(\d)\]", body)
     score = 2 * int(digit.group(1)) if digit else 5
     return f"Feedback: the response '{body[:20]}' could be clearer.\nOverall score: {score}"
+
+
+def _digit(text: str) -> int | None:
+    found = re.search(r"\[(\d)\]", text)
+    return int(found.group(1)) if found else None
+
+
+def _block(prompt: str, tag: str) -> str:
+    found = re.search(rf"<{tag}>\n(.*?)\n</{tag}>", prompt, re.S)
+    return found.group(1) if found else ""
+
+
+def _task_answer(prompt: str) -> str | None:
+    """Answers for the judge, synthesis and quality prompts (see the module docstring)."""
+    if "[[A]], [[B]] or [[C]]" in prompt:
+        if "[pos]" in _block(prompt, "question"):
+            return "A reads better. [[A]]"
+        a, b = _digit(_block(prompt, "answer_A")) or 0, _digit(_block(prompt, "answer_B")) or 0
+        return "Compared. " + ("[[A]]" if a > b else "[[B]]" if b > a else "[[C]]")
+    if "verdict as [[N]]" in prompt:
+        multi_turn = re.search(r'<assistant[^>]*graded="yes">\n(.*?)\n</assistant>', prompt, re.S)
+        graded = multi_turn.group(1) if multi_turn else _block(prompt, "answer")
+        if "[x]" in graded:
+            return "I cannot decide."
+        digit = _digit(graded)
+        return f"Assessed. [[{2 * digit if digit else 5}]]"
+    asked = re.search(r"(?:Invent|Write) (\d+) new", prompt)
+    if asked:
+        tag = zlib.crc32(prompt.encode()) % 10_000  # distinct per prompt, stable across runs
+        return "\n".join(f"{k}. Describe subject {tag}-{k} in three short sentences." for k in range(1, int(asked.group(1)) + 1))
+    if "#Rewritten Prompt#:" in prompt or "#Created Prompt#:" in prompt:
+        given = prompt.split("#Given Prompt#:\n", 1)[1].split("\n\nReply with", 1)[0]
+        return given if "[same]" in given else f"{given} Answer in exactly three numbered steps and cite one example."
+    if "Verdict: KEEP or Verdict: DROP" in prompt:
+        response = prompt.split("[Response]\n", 1)[1]
+        if "[drop]" in response:
+            return "Reason: the response does not address the instruction.\nVerdict: DROP\nScore: 2"
+        return "Reason: clear, correct and complete.\nVerdict: KEEP\nScore: 8"
+    return None
