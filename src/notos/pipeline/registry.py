@@ -3,7 +3,7 @@
 from collections.abc import Callable
 
 from notos.pipeline import columns, routing, sources
-from notos.tasks import critique_step, generation, rating
+from notos.tasks import critique_step, generation, judge_steps, rating, records
 
 STEP_TYPES: dict[str, Callable] = {
     "load_data": sources.load_data,
@@ -17,6 +17,9 @@ STEP_TYPES: dict[str, Callable] = {
     "text_generation": generation.text_generation,
     "ultrafeedback_rating": rating.ultrafeedback_rating,
     "critique": critique_step.critique,
+    "ultrafeedback_records": records.ultrafeedback_records,
+    "llm_judge": judge_steps.llm_judge,
+    "pairwise_judge": judge_steps.pairwise_judge,
 }
 
 

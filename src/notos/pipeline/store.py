@@ -260,6 +260,7 @@ class RunStore:
             except OSError:
                 shutil.copy2(src, dst)
             rows += pq.ParquetFile(dst).metadata.num_rows
+        unify_part_schemas(sorted(new.glob("part-*.parquet")))
         (new / "_notos.json").write_text(json.dumps({"step": leaf, "fingerprint": fingerprint, "rows": rows}))
         if final.exists():
             final.rename(old)
@@ -270,6 +271,25 @@ class RunStore:
 
     def write_stats(self, stats: dict) -> None:
         atomic_write_bytes(self.root / "stats.json", json.dumps(stats, indent=2).encode())
+
+
+def unify_part_schemas(files: list[Path]) -> None:
+    """Give every part of a leaf one schema, so other tools (pyarrow, pandas, `datasets`) read
+    the folder as one table: a batch whose values were all None has a null-typed column where
+    the next batch has strings. Only parts that differ are rewritten, as new files: the cache
+    files they were hard-linked to stay untouched."""
+    schemas = [pq.read_schema(f) for f in files]  # footers only
+    if len({str(s) for s in schemas}) <= 1:
+        return
+    unified = pa.unify_schemas(schemas, promote_options="permissive")
+    for path, schema in zip(files, schemas):
+        if schema.equals(unified):
+            continue
+        # Through Python rows: pyarrow's own promotion of nested structs builds invalid arrays.
+        table = pa.Table.from_pylist(pq.read_table(path).to_pylist(), schema=unified)
+        tmp = path.with_suffix(".tmp")
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
 
 
 def now() -> str:

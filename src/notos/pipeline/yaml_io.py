@@ -33,7 +33,7 @@ from notos.pipeline.registry import STEP_TYPES
 from notos.pipeline.step import Step
 
 TOP_KEYS = ("name", "description", "batch_size", "steps")
-STEP_KEYS = ("name", "type", "after", "fn")
+STEP_KEYS = ("name", "type", "after", "fn", "enabled")
 DEFAULT_SETTINGS = {"concurrency": 1, "row_concurrency": 64, "workers": "inline"}
 
 
@@ -78,8 +78,61 @@ def apply_overrides(config: dict, overrides: list[str]) -> dict:
             raise NotosError(f"--set {item}: no step named '{step_name}' (steps: {', '.join(map(str, steps))})")
         if _is_path_option(option, value):
             value = str(Path(value).resolve())  # a path typed on the command line is relative to the shell's folder
-        steps[step_name][option] = value
+        if "." in option:
+            _set_inside(steps[step_name], option, value, item)
+        else:
+            steps[step_name][option] = value
     return config
+
+
+def _set_inside(entry: dict, option: str, value, item: str) -> None:
+    """`--set judge.llm.model=gpt-4o`: one key inside a mapping option (an LLM spec string is
+    expanded to its mapping first, so the other keys keep their values)."""
+    head, key = option.split(".", 1)
+    current = entry.get(head)
+    if is_llm_option(head) and isinstance(current, str):
+        from notos.llms.spec import parse_spec
+
+        current = parse_spec(current)
+    if not isinstance(current, dict) or "." in key:
+        raise NotosError(f"--set {item}: option '{head}' is not a mapping with keys to set")
+    entry[head] = {**current, key: value}
+
+
+def drop_disabled(config: dict, origin: str) -> dict:
+    """Steps with `enabled: false` are left out; their children take their parents instead
+    (e.g. `--set critique.enabled=false` skips the critique between rating and records)."""
+    entries = [e for e in config.get("steps") or [] if isinstance(e, dict)]
+    off = {}
+    for entry in entries:
+        flag = entry.get("enabled", True)
+        if not isinstance(flag, bool):
+            raise NotosError(f"{origin}: step '{entry.get('name')}': 'enabled' must be true or false, got {flag!r}")
+        if not flag:
+            off[entry.get("name")] = _parents(entry)
+    if not off:
+        return config
+
+    def resolve(parents: list) -> list:
+        out = []
+        for parent in parents:
+            out.extend(resolve(off[parent]) if parent in off else [parent])
+        return out
+
+    kept = []
+    for entry in entries:
+        if entry.get("name") in off:
+            continue
+        if entry.get("after"):
+            parents = list(dict.fromkeys(resolve(_parents(entry))))
+            entry = {**entry, "after": parents[0] if len(parents) == 1 else parents}
+        kept.append(entry)
+    return {**config, "steps": kept}
+
+
+def _parents(entry: dict) -> list:
+    after = entry.get("after")
+    return [after] if isinstance(after, str) else list(after or [])
 
 
 def replace_source(config: dict, input_path: str) -> dict:
@@ -128,6 +181,7 @@ def build_pipeline(config: dict, base_dir: str | Path = ".", origin: str = "pipe
     unknown = [k for k in config if k not in TOP_KEYS]
     if unknown:
         raise NotosError(f"{origin}: unknown key '{unknown[0]}' (keys: {', '.join(TOP_KEYS)})")
+    config = drop_disabled(config, origin)
     entries = config.get("steps")
     if not isinstance(entries, list) or not entries:
         raise NotosError(f"{origin}: 'steps' must be a non-empty list")

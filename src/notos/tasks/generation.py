@@ -10,7 +10,11 @@ with the model that wrote them and the tokens it used.
       max_new_tokens: 256
 
 Adds `generation` (a list when num_generations > 1), `model_name`, `finish_reason` and
-`usage` ({prompt_tokens, completion_tokens}). A request that fails, or an empty answer,
+`usage` ({prompt_tokens, completion_tokens}). With `system_prompt_pool: principles` each row is
+answered under a system prompt drawn for it (UltraFeedback's principles: helpfulness, honesty,
+truthfulness, verbalized calibration; weights in `principle_weights`), or `orca` (explain step
+by step ...); the draw is seeded by the row and the step's name, so each generator of a pool
+draws on its own, and `principle` and `system_prompt` record what was used. A request that fails, or an empty answer,
 fails only its row, with the reason in `_error`.
 """
 
@@ -40,6 +44,8 @@ def text_generation(
     seed: int | None = None,
     logprobs: bool = False,
     allow_empty: bool = False,
+    system_prompt_pool: str | None = None,
+    principle_weights: dict | None = None,
     *,
     name: str = "text_generation",
     **settings,
@@ -50,18 +56,48 @@ def text_generation(
     check_params(name, num_generations=num_generations, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise GraphError(f"step '{name}': option 'seed' must be an integer, got {seed!r}")
+    check_pool(name, system_prompt_pool, principle_weights, system_prompt, system_prompt_column)
     inputs = {instruction_column: "str"}
     if system_prompt_column:
         inputs[system_prompt_column] = "str"
     outputs = [output_column, "model_name", "finish_reason", "usage"] + (["logprobs"] if logprobs else [])
+    if system_prompt_pool:
+        outputs += ["principle", "system_prompt"]
     options = {
         "llm": llm, "instruction_column": instruction_column, "system_prompt": system_prompt,
         "system_prompt_column": system_prompt_column, "output_column": output_column,
         "num_generations": num_generations, "max_new_tokens": max_new_tokens, "temperature": temperature,
         "top_p": top_p, "stop": stop, "seed": seed, "logprobs": logprobs, "allow_empty": allow_empty,
+        "system_prompt_pool": system_prompt_pool, "principle_weights": principle_weights, "pool_salt": name,
     }
     return llm_step(name=name, fn=generate_batch, inputs=inputs, outputs=outputs, options=options,
                     type_name="text_generation", settings=settings)
+
+
+def check_pool(name: str, pool, weights, system_prompt, system_prompt_column) -> None:
+    from notos.tasks.principles import pick_principle
+
+    if pool is None:
+        return
+    if pool not in ("principles", "orca"):
+        raise GraphError(f"step '{name}': option 'system_prompt_pool' must be principles or orca, got {pool!r}")
+    if system_prompt or system_prompt_column:
+        raise GraphError(f"step '{name}': option 'system_prompt_pool' replaces system_prompt / system_prompt_column: set only one")
+    if weights is not None:
+        try:
+            pick_principle("check", 0, dict(weights))
+        except (ValueError, TypeError) as exc:
+            raise GraphError(f"step '{name}': option 'principle_weights': {exc}") from None
+
+
+def draw_system_prompt(row_id: str, pool: str, weights: dict | None, salt: str) -> tuple[str, str]:
+    """(principle, system prompt) for one row: the same on every run and resume."""
+    from notos.tasks.principles import ORCA_SYSTEM_MESSAGES, pick_principle, pick_system_message
+
+    if pool == "orca":
+        index = pick_system_message(f"{salt}:{row_id}", 0)
+        return f"orca-{index}", ORCA_SYSTEM_MESSAGES[index]
+    return pick_principle(f"{salt}:{row_id}", 0, weights)
 
 
 def build_conversation(row: dict, instruction_column: str, system_prompt: str | None, system_prompt_column: str | None) -> list[dict]:
@@ -71,13 +107,18 @@ def build_conversation(row: dict, instruction_column: str, system_prompt: str | 
 
 
 async def generate_batch(rows: list[dict], *, llm, instruction_column, system_prompt, system_prompt_column, output_column,
-                         num_generations, max_new_tokens, temperature, top_p, stop, seed, logprobs, allow_empty) -> list[dict]:
+                         num_generations, max_new_tokens, temperature, top_p, stop, seed, logprobs, allow_empty,
+                         system_prompt_pool=None, principle_weights=None, pool_salt="") -> list[dict]:
     from notos.llms.spec import get_llm_async
     from notos.llms.types import GenerationParams
 
     client = await get_llm_async(llm)
     params = GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, stop=stop,
                               seed=seed, n=num_generations, logprobs=logprobs)
+    if system_prompt_pool:
+        drawn = [draw_system_prompt(r["row_id"], system_prompt_pool, principle_weights, pool_salt) for r in rows]
+        rows = [{**r, "principle": principle, "system_prompt": prompt} for r, (principle, prompt) in zip(rows, drawn)]
+        system_prompt_column = "system_prompt"
     conversations = [build_conversation(r, instruction_column, system_prompt, system_prompt_column) for r in rows]
     results = await client.generate(conversations, params)
     out = []
