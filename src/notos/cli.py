@@ -54,7 +54,7 @@ def run(
     if (llm_model or llm_api_key_env) and not llm_base_url:
         raise NotosError("--llm-model and --llm-api-key-env go with --llm-base-url")
     server = {"base_url": llm_base_url, "model": llm_model, "api_key_env": llm_api_key_env} if llm_base_url else None
-    pipe, _config = load_pipeline(path, set_, str(input) if input else None, llm_server=server)
+    pipe, config = load_pipeline(path, set_, str(input) if input else None, llm_server=server)
     columns = pipe.validate()
     if dry_run:
         print_plan(pipe, columns)
@@ -62,6 +62,15 @@ def run(
     out_dir = out or Path("runs") / pipe.name
     result = run_pipeline(pipe, out_dir, limit=limit, progress=progress, retry_failed=retry_failed)
     print_run_summary(result)
+    if config.get("note") and _all_embedded(config):  # the quickstart's honesty note, while it applies
+        typer.echo(str(config["note"]).strip())
+
+
+def _all_embedded(config: dict) -> bool:
+    from notos.pipeline.yaml_io import is_llm_option
+
+    llms = [v for step in config.get("steps") or [] if isinstance(step, dict) for k, v in step.items() if is_llm_option(k)]
+    return bool(llms) and all(v == "embedded" for v in llms)
 
 
 @app.command()

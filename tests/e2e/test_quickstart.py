@@ -26,6 +26,9 @@ def test_quickstart_runs_end_to_end_and_resumes(cli, tmp_path):
     assert all(all(x in (1, 2, 3, 4, 5) for x in r["ratings"]) and len(r["ratings_expected"]) == 3 for r in data)
     assert {r["rating_model"] for r in data} == {"SmolLM2-135M-Instruct"}
     assert (out / "pipeline.yaml").exists() and (out / "stats.json").exists()
+    # It says plainly that the ratings are the small model's, and how to get real ones.
+    assert "ratings show the mechanics, not quality" in " ".join(first.stdout.split())
+    assert "--set rate.llm=openai:gpt-4o-mini" in first.stdout
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["rows"] == {"dataset": 20}
 

@@ -113,6 +113,7 @@ def test_shipped_quickstart_against_a_server(cli, llm_server, tmp_path):
     rows = load_run(tmp_path / "qs")["dataset"].to_list()
     assert len(rows) == 20 and all(r["generations"] == [f"Answer to: {r['instruction']}"] * 3 for r in rows)
     assert all(r["ratings"] == [3, 3, 3] and r["rating_model"] == "fake-model" for r in rows)  # the server judged (text mode)
+    assert "ONE small model" not in done.stdout  # the embedded-model note no longer applies
 
 
 @pytest.mark.parametrize("args, message", [

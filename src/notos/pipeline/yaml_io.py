@@ -32,7 +32,7 @@ from notos.pipeline.graph import DEFAULT_BATCH_SIZE, Pipeline
 from notos.pipeline.registry import STEP_TYPES
 from notos.pipeline.step import Step
 
-TOP_KEYS = ("name", "description", "batch_size", "steps")
+TOP_KEYS = ("name", "description", "note", "batch_size", "steps")  # note: printed after a run
 STEP_KEYS = ("name", "type", "after", "fn", "enabled")
 DEFAULT_SETTINGS = {"concurrency": 1, "row_concurrency": 64, "workers": "inline"}
 

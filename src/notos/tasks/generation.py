@@ -13,8 +13,8 @@ Adds `generation` (a list when num_generations > 1), `model_name`, `finish_reaso
 `usage` ({prompt_tokens, completion_tokens}). With `system_prompt_pool: principles` each row is
 answered under a system prompt drawn for it (UltraFeedback's principles: helpfulness, honesty,
 truthfulness, verbalized calibration; weights in `principle_weights`), or `orca` (explain step
-by step ...); the draw is seeded by the row and the step's name, so each generator of a pool
-draws on its own, and `principle` and `system_prompt` record what was used. A request that fails, or an empty answer,
+by step ...); the draw is seeded by the row and `pool_seed` (default: the step's name), so each
+generator of a pool draws on its own, and `principle` and `system_prompt` record what was used. A request that fails, or an empty answer,
 fails only its row, with the reason in `_error`.
 """
 
@@ -46,6 +46,7 @@ def text_generation(
     allow_empty: bool = False,
     system_prompt_pool: str | None = None,
     principle_weights: dict | None = None,
+    pool_seed: str | int | None = None,
     *,
     name: str = "text_generation",
     **settings,
@@ -68,7 +69,7 @@ def text_generation(
         "system_prompt_column": system_prompt_column, "output_column": output_column,
         "num_generations": num_generations, "max_new_tokens": max_new_tokens, "temperature": temperature,
         "top_p": top_p, "stop": stop, "seed": seed, "logprobs": logprobs, "allow_empty": allow_empty,
-        "system_prompt_pool": system_prompt_pool, "principle_weights": principle_weights, "pool_salt": name,
+        "system_prompt_pool": system_prompt_pool, "principle_weights": principle_weights, "pool_seed": name if pool_seed is None else pool_seed,
     }
     return llm_step(name=name, fn=generate_batch, inputs=inputs, outputs=outputs, options=options,
                     type_name="text_generation", settings=settings)
@@ -108,7 +109,7 @@ def build_conversation(row: dict, instruction_column: str, system_prompt: str | 
 
 async def generate_batch(rows: list[dict], *, llm, instruction_column, system_prompt, system_prompt_column, output_column,
                          num_generations, max_new_tokens, temperature, top_p, stop, seed, logprobs, allow_empty,
-                         system_prompt_pool=None, principle_weights=None, pool_salt="") -> list[dict]:
+                         system_prompt_pool=None, principle_weights=None, pool_seed="") -> list[dict]:
     from notos.llms.spec import get_llm_async
     from notos.llms.types import GenerationParams
 
@@ -116,7 +117,7 @@ async def generate_batch(rows: list[dict], *, llm, instruction_column, system_pr
     params = GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, stop=stop,
                               seed=seed, n=num_generations, logprobs=logprobs)
     if system_prompt_pool:
-        drawn = [draw_system_prompt(r["row_id"], system_prompt_pool, principle_weights, pool_salt) for r in rows]
+        drawn = [draw_system_prompt(r["row_id"], system_prompt_pool, principle_weights, pool_seed) for r in rows]
         rows = [{**r, "principle": principle, "system_prompt": prompt} for r, (principle, prompt) in zip(rows, drawn)]
         system_prompt_column = "system_prompt"
     conversations = [build_conversation(r, instruction_column, system_prompt, system_prompt_column) for r in rows]
