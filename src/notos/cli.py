@@ -115,8 +115,21 @@ def _cli_exceptions():
     return ClickException, Exit, Abort, NoArgsIsHelpError
 
 
+def _show_step_notes() -> None:
+    """Steps report what they dropped and why on the `notos` logger; the CLI shows those lines."""
+    import logging
+
+    logger = logging.getLogger("notos")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("note: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     usage_error, exit_, abort, no_args = _cli_exceptions()
+    _show_step_notes()
     try:
         app(args=argv, standalone_mode=False)
     except NotosError as exc:

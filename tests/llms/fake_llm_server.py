@@ -21,7 +21,8 @@ same way, so tests can tell what went where:
     single judge (`[[N]]`)      `[[2d]]` from the answer's `[d]` (5 without one; `[x]`: no verdict)
     pairwise judge (`[[A]]`)    the answer with the higher `[d]` wins, equal is `[[C]]`;
                                 `[pos]` in the question: always `[[A]]` (a position-biased judge)
-    Self-Instruct / LaMini      a numbered list of the asked number of new tasks
+    Self-Instruct / LaMini      a numbered list of the asked number of new tasks; a `[drop]` in
+                                the examples marks task 1, a `[same]` task 2 (markers carry on)
     Evol-Instruct               the prompt with a constraint added; `[same]` in it: returned unchanged
     quality filter              `Verdict: KEEP` / `Score: 8`; `[drop]` in the response: DROP / 2
 Otherwise it answers "Answer to: <text>" with usage counted in words.
@@ -214,7 +215,9 @@ def _task_answer(prompt: str) -> str | None:
     asked = re.search(r"(?:Invent|Write) (\d+) new", prompt)
     if asked:
         tag = zlib.crc32(prompt.encode()) % 10_000  # distinct per prompt, stable across runs
-        return "\n".join(f"{k}. Describe subject {tag}-{k} in three short sentences." for k in range(1, int(asked.group(1)) + 1))
+        carried = {1: " [drop]" if "[drop]" in prompt else "", 2: " [same]" if "[same]" in prompt else ""}
+        return "\n".join(f"{k}. Describe subject {tag}-{k} in three short sentences.{carried.get(k, '')}"
+                         for k in range(1, int(asked.group(1)) + 1))
     if "#Rewritten Prompt#:" in prompt or "#Created Prompt#:" in prompt:
         given = prompt.split("#Given Prompt#:\n", 1)[1].split("\n\nReply with", 1)[0]
         return given if "[same]" in given else f"{given} Answer in exactly three numbered steps and cite one example."

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 
 from notos.pipeline import columns, routing, sources
-from notos.tasks import critique_step, generation, judge_steps, rating, records
+from notos.tasks import critique_step, generation, judge_steps, quality_step, rating, records, synthesis_steps
 
 STEP_TYPES: dict[str, Callable] = {
     "load_data": sources.load_data,
@@ -20,6 +20,11 @@ STEP_TYPES: dict[str, Callable] = {
     "ultrafeedback_records": records.ultrafeedback_records,
     "llm_judge": judge_steps.llm_judge,
     "pairwise_judge": judge_steps.pairwise_judge,
+    "self_instruct": synthesis_steps.self_instruct,
+    "lamini": synthesis_steps.lamini,
+    "evol_instruct": synthesis_steps.evol_instruct,
+    "system_prompts": synthesis_steps.system_prompts,
+    "quality_filter": quality_step.quality_filter,
 }
 
 

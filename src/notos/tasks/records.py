@@ -17,9 +17,13 @@ A response the judge left unrated gets Rating None and the reason under "Error".
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from notos.errors import GraphError
-from notos.pipeline.step import Step
 from notos.tasks.rating import _aspect_list, column_names
+
+if TYPE_CHECKING:
+    from notos.pipeline.step import Step
 
 RECORD_COLUMNS = ("instruction", "source", "models", "completions")
 
@@ -48,6 +52,8 @@ def ultrafeedback_records(
                "generations_column": generations_column, "models_column": models_column,
                "principles_column": principles_column, "system_prompts_column": system_prompts_column,
                "source": source, "keep": keep}
+    from notos.pipeline.step import Step
+
     return Step(name=name, kind="map", fn=to_records, per_row=False, inputs=inputs, outputs=RECORD_COLUMNS,
                 options=options, type_name="ultrafeedback_records", cache=False,
                 columns_after=lambda before: list(RECORD_COLUMNS) + keep, **settings)
