@@ -17,6 +17,18 @@ app = typer.Typer(
 RECIPES = Path(__file__).parent / "recipes"
 
 
+def _add_sub_apps() -> None:
+    """`notos eval ...` and `notos curate ...` (once per process: main() may run many times)."""
+    if any(group.name == "eval" for group in app.registered_groups):
+        return
+    from notos.curate.cli import curate_app, report
+    from notos.evaluate.app import load_commands
+
+    app.add_typer(curate_app, name="curate")
+    app.command(name="report")(report)
+    app.add_typer(load_commands(), name="eval")
+
+
 def resolve_pipeline(spec: str) -> Path:
     """A YAML path, or the name of a shipped recipe (`quickstart`)."""
     path = Path(spec)
@@ -130,6 +142,7 @@ def _show_step_notes() -> None:
 def main(argv: list[str] | None = None) -> int:
     usage_error, exit_, abort, no_args = _cli_exceptions()
     _show_step_notes()
+    _add_sub_apps()
     try:
         app(args=argv, standalone_mode=False)
     except NotosError as exc:
