@@ -51,10 +51,10 @@ _STRING = pa.string()
 def read_completions(path_or_table, *, format: str = "auto", aspects=None) -> Completions:
     """Read a file, folder, run folder, Table or list of dicts into the completions table."""
     origin = path_or_table if isinstance(path_or_table, (str, Path)) else "input"
-    return normalize(read_raw(path_or_table), format=format, aspects=aspects, origin=str(origin))
+    return normalize(read_raw(path_or_table, only_needed=True), format=format, aspects=aspects, origin=str(origin))
 
 
-def read_raw(path_or_table) -> pa.Table:
+def read_raw(path_or_table, only_needed: bool = False) -> pa.Table:
     """The input as it is: a Parquet file or folder of parts, JSONL / JSON, a notos run folder
     (its single leaf), a saved `datasets` folder, a Table or a list of dicts."""
     if isinstance(path_or_table, pa.Table):
@@ -65,12 +65,12 @@ def read_raw(path_or_table) -> pa.Table:
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     if path.is_dir():
-        return _read_folder(path)
+        return _read_folder(path, only_needed)
     suffix = path.suffix.lower()
     if path.stat().st_size == 0:
         raise DataError(f"{path}: file is empty (no rows)")
     if suffix in (".parquet", ".pq"):
-        return _read_parquet([path], path)
+        return _read_parquet([path], path, only_needed)
     if suffix in (".jsonl", ".ndjson", ".json"):
         return _read_json(path)
     raise DataError(f"{path}: unknown file type '{suffix or '(none)'}' (use .parquet, .jsonl, .json or a folder)")
@@ -139,7 +139,7 @@ def write_table(table: pa.Table, out_dir, formats=("parquet", "jsonl")) -> list[
 
 # --- reading files -------------------------------------------------------------------------------
 
-def _read_folder(path: Path) -> pa.Table:
+def _read_folder(path: Path, only_needed: bool = False) -> pa.Table:
     manifest = path / "manifest.json"
     if manifest.exists():  # a notos run folder: read its one leaf
         try:
@@ -153,9 +153,9 @@ def _read_folder(path: Path) -> pa.Table:
         folder = path / rel
         if not folder.is_dir():
             raise DataError(f"{path}: leaf '{leaf}' has no data yet ({folder} is missing)")
-        return _read_folder(folder)
+        return _read_folder(folder, only_needed)
     if any(path.glob("*.parquet")):  # a leaf's data/<leaf>/ (its _notos.json is not data)
-        return _read_parquet(sorted(path.glob("*.parquet"), key=_part_order), path)
+        return _read_parquet(sorted(path.glob("*.parquet"), key=_part_order), path, only_needed)
     if any((path / name).exists() for name in ("dataset_info.json", "dataset_dict.json", "state.json")):
         import datasets
 
@@ -173,11 +173,27 @@ def _part_order(file: Path):
     return (0, int(match.group(1)), "") if match else (1, 0, file.name)
 
 
-def _read_parquet(files: list[Path], origin: Path) -> pa.Table:
+# Leaves of UltraFeedback records the completions table never reads: skipping them when only
+# the completions are wanted reads a full-size file ~40% faster (nested Parquet decodes slowly).
+_UNUSED_LEAVES = re.compile(r"\.(principle|custom_system_prompt|fine-grained_score)$|\.Type\.|"
+                            r"^(correct_answers|incorrect_answers)\.|"
+                            r"\.(truthfulness|helpfulness)\.Rationale$")
+
+
+def _needed_columns(file: Path) -> list[str] | None:
+    schema = pq.ParquetFile(file).schema
+    paths = [schema.column(i).path for i in range(len(schema))]
+    if not any(p.startswith("completions.") for p in paths):
+        return None
+    return [p for p in paths if not _UNUSED_LEAVES.search(p)]
+
+
+def _read_parquet(files: list[Path], origin: Path, only_needed: bool = False) -> pa.Table:
     tables = []
     for file in files:
         try:
-            tables.append(pq.read_table(file))
+            columns = _needed_columns(file) if only_needed else None
+            tables.append(pq.ParquetFile(file).read(columns=columns) if columns else pq.read_table(file))
         except (pa.ArrowException, OSError) as exc:
             raise DataError(f"{file}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
     try:

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 
+from notos.curate import steps as curate_steps
 from notos.pipeline import columns, routing, sources
 from notos.tasks import critique_step, generation, judge_steps, quality_step, rating, records, synthesis_steps
 
@@ -25,6 +26,10 @@ STEP_TYPES: dict[str, Callable] = {
     "evol_instruct": synthesis_steps.evol_instruct,
     "system_prompts": synthesis_steps.system_prompts,
     "quality_filter": quality_step.quality_filter,
+    "decontaminate": curate_steps.decontaminate,
+    "dedup": curate_steps.dedup,
+    "audit": curate_steps.audit,
+    "binarize": curate_steps.binarize,
 }
 
 
