@@ -27,6 +27,9 @@ def _add_sub_apps() -> None:
     app.add_typer(curate_app, name="curate")
     app.command(name="report")(report)
     app.add_typer(load_commands(), name="eval")
+    from notos.train.cli import train_app
+
+    app.add_typer(train_app, name="train")
 
 
 def resolve_pipeline(spec: str) -> Path:

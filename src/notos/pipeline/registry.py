@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 from notos.curate import steps as curate_steps
 from notos.pipeline import columns, routing, sources
+from notos.train import reward_step
 from notos.tasks import critique_step, generation, judge_steps, quality_step, rating, records, synthesis_steps
 
 STEP_TYPES: dict[str, Callable] = {
@@ -30,6 +31,7 @@ STEP_TYPES: dict[str, Callable] = {
     "dedup": curate_steps.dedup,
     "audit": curate_steps.audit,
     "binarize": curate_steps.binarize,
+    "reward_score": reward_step.reward_score,
 }
 
 

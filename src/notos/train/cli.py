@@ -1,0 +1,95 @@
+"""`notos train sft|dpo|rm|stages --recipe NAME_OR_FILE [--set key=value ...] [--data PATH] [--out DIR]`.
+
+`sft`, `dpo` and `rm` run a recipe of that kind; `stages` runs a recipe that lists `stages:`
+(OpenBezoar's SFT, SFT, SFT, SFT, DPO). `notos train recipes` lists the shipped ones. Rerun the
+same command on the same --out folder to resume from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from notos.errors import NotosError
+
+train_app = typer.Typer(help="Train with TRL: SFT, DPO, a reward model, or staged recipes (OpenBezoar).",
+                        no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+RECIPE = typer.Option(..., "--recipe", "-r", help="A shipped recipe name (see `notos train recipes`) or a YAML file.")
+SET = typer.Option([], "--set", "-s", help="Set a recipe key: key=value, or STAGE.key=value (repeatable).")
+DATA = typer.Option(None, "--data", "-d", help="Training data: Parquet / JSONL file or folder (what `notos curate binarize` writes).")
+OUT = typer.Option(None, "--out", "-o", help="Output folder (default: runs/train/<recipe>). Rerun on it to resume.")
+DRY = typer.Option(False, "--dry-run", help="Validate the recipe and print it resolved; train nothing.")
+
+
+@train_app.command()
+def sft(recipe: str = RECIPE, set_: list[str] = SET, data: str = DATA, out: Path = OUT, dry_run: bool = DRY):
+    """Supervised fine-tuning (full, LoRA, QLoRA) on conversations or prompt/completion pairs."""
+    train("sft", recipe, set_, data, out, dry_run)
+
+
+@train_app.command()
+def dpo(recipe: str = RECIPE, set_: list[str] = SET, data: str = DATA, out: Path = OUT, dry_run: bool = DRY):
+    """Direct preference optimisation on (prompt, chosen, rejected) pairs."""
+    train("dpo", recipe, set_, data, out, dry_run)
+
+
+@train_app.command()
+def rm(recipe: str = RECIPE, set_: list[str] = SET, data: str = DATA, out: Path = OUT, dry_run: bool = DRY):
+    """A Bradley-Terry reward model on (chosen, rejected) pairs; reports held-out pairwise accuracy."""
+    train("rm", recipe, set_, data, out, dry_run)
+
+
+@train_app.command()
+def stages(recipe: str = RECIPE, set_: list[str] = SET, out: Path = OUT, dry_run: bool = DRY):
+    """A recipe with `stages:`, run in order, each stage starting from the one before."""
+    train("stages", recipe, set_, None, out, dry_run)
+
+
+@train_app.command()
+def recipes():
+    """List the training recipes shipped with notos."""
+    from notos.train.recipes import SHIPPED, read_yaml
+
+    for path in sorted(SHIPPED.glob("*.yaml"), key=lambda p: p.stem):
+        config = read_yaml(path)
+        kind = "stages" if "stages" in config else config.get("kind", "?")
+        typer.echo(f"{path.stem:<18} {kind:<7} {str(config.get('description', '')).strip().splitlines()[0]}")
+
+
+def train(command: str, spec: str, overrides: list[str], data: str | None, out: Path | None, dry_run: bool) -> None:
+    from notos.train.recipes import load_recipe
+
+    recipe = load_recipe(spec, overrides, data)
+    kind = "stages" if recipe.staged else recipe.stages[0].recipe.kind
+    if kind != command:
+        raise NotosError(f"recipe '{spec}' is a {kind} recipe: run `notos train {kind} --recipe {spec}`")
+    if dry_run:
+        from dataclasses import asdict
+
+        import yaml
+
+        for stage in recipe.stages:
+            typer.echo(yaml.safe_dump({stage.name: asdict(stage.recipe)}, sort_keys=False).rstrip())
+        return
+    from notos.train import launch
+    from notos.train.run import run_recipe
+
+    out = out or Path("runs") / "train" / recipe.name
+    config = launch.config_of(recipe)
+    if config and not launch.launched():
+        argv = [command, "--recipe", spec, *[a for item in overrides for a in ("--set", item)],
+                *(["--data", data] if data else []), "--out", str(out)]
+        raise typer.Exit(launch.relaunch(config, argv))
+    summaries = run_recipe(recipe, out)
+    for stage, summary in zip(recipe.stages, summaries):
+        typer.echo(f"{stage.name}: " + json.dumps(_headline(summary), default=float))
+    typer.echo(f"output: {out} (model/, metrics.jsonl, report.html)")
+
+
+def _headline(summary: dict) -> dict:
+    keys = ("steps", "train_seconds", "final_loss", "final_rewards/accuracies", "final_rewards/margins", "eval_loss",
+            "heldout_accuracy", "ref_logps")
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items() if k in keys and v is not None}

