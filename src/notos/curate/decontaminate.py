@@ -399,7 +399,19 @@ def drop_prompts(c: Completions, prompt_ids: pa.Array) -> Completions:
     if not len(prompt_ids):
         return c
     keep = pc.invert(pc.is_in(c.table.column("prompt_id"), value_set=prompt_ids))
-    return Completions(c.table.filter(keep), c.aspects)
+    return Completions(keep_rows(c.table, keep.to_numpy(zero_copy_only=False)), c.aspects)
+
+
+def keep_rows(table: pa.Table, keep: np.ndarray, max_runs: int = 10_000) -> pa.Table:
+    """table.filter(keep), without copying when few rows go: the kept runs become zero-copy
+    slices (removing 1% of 256k completions would otherwise copy ~0.5 GB of text)."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], keep, [False]]).astype(np.int8)))
+    starts, stops = edges[0::2], edges[1::2]
+    if len(starts) > max_runs:
+        return table.filter(pa.array(keep))
+    if not len(starts):
+        return table.slice(0, 0)
+    return pa.concat_tables([table.slice(int(a), int(b - a)) for a, b in zip(starts, stops)])
 
 
 def decontaminate(c: Completions, benchmark_paths, *, sources_to_drop=("truthful_qa",), ngram: int = 13,
