@@ -38,9 +38,14 @@ DEFAULT_SETTINGS = {"concurrency": 1, "row_concurrency": 64, "workers": "inline"
 
 
 def read_config(path: str | Path) -> dict:
+    return read_yaml_mapping(path, "pipeline file", "a pipeline file must be a mapping with a 'steps' list")
+
+
+def read_yaml_mapping(path: str | Path, what: str, not_a_mapping: str) -> dict:
+    """A YAML file that must hold a mapping; every problem is one line naming the file."""
     path = Path(path)
     if not path.exists():
-        raise NotosError(f"{path}: no such pipeline file")
+        raise NotosError(f"{path}: no such {what}")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
@@ -52,7 +57,7 @@ def read_config(path: str | Path) -> dict:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise NotosError(f"{path}: invalid YAML{where} ({getattr(exc, 'problem', None) or 'syntax error'})") from None
     if not isinstance(config, dict):
-        raise NotosError(f"{path}: a pipeline file must be a mapping with a 'steps' list")
+        raise NotosError(f"{path}: {not_a_mapping}")
     return config
 
 

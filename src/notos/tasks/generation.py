@@ -91,16 +91,6 @@ def check_pool(name: str, pool, weights, system_prompt, system_prompt_column) ->
             raise GraphError(f"step '{name}': option 'principle_weights': {exc}") from None
 
 
-def draw_system_prompt(row_id: str, pool: str, weights: dict | None, salt: str) -> tuple[str, str]:
-    """(principle, system prompt) for one row: the same on every run and resume."""
-    from notos.tasks.principles import ORCA_SYSTEM_MESSAGES, pick_principle, pick_system_message
-
-    if pool == "orca":
-        index = pick_system_message(f"{salt}:{row_id}", 0)
-        return f"orca-{index}", ORCA_SYSTEM_MESSAGES[index]
-    return pick_principle(f"{salt}:{row_id}", 0, weights)
-
-
 def build_conversation(row: dict, instruction_column: str, system_prompt: str | None, system_prompt_column: str | None) -> list[dict]:
     system = row.get(system_prompt_column) if system_prompt_column else system_prompt
     messages = [{"role": "system", "content": system}] if system else []
@@ -117,7 +107,10 @@ async def generate_batch(rows: list[dict], *, llm, instruction_column, system_pr
     params = GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, stop=stop,
                               seed=seed, n=num_generations, logprobs=logprobs)
     if system_prompt_pool:
-        drawn = [draw_system_prompt(r["row_id"], system_prompt_pool, principle_weights, pool_seed) for r in rows]
+        from notos.tasks.principles import draw_system_prompt
+
+        # Keyed by the step's pool_seed and the row: each generator of a pool draws on its own.
+        drawn = [draw_system_prompt(f"{pool_seed}:{r['row_id']}", system_prompt_pool, principle_weights) for r in rows]
         rows = [{**r, "principle": principle, "system_prompt": prompt} for r, (principle, prompt) in zip(rows, drawn)]
         system_prompt_column = "system_prompt"
     conversations = [build_conversation(r, instruction_column, system_prompt, system_prompt_column) for r in rows]

@@ -113,6 +113,15 @@ def pick_principle(row_id: str, seed: int, weights: dict[str, float] | None = No
     return chosen, prompts[int(_unit(row_id, seed, "prompt") * len(prompts))]
 
 
+def draw_system_prompt(key: str, pool: str, weights: dict[str, float] | None = None, seed: int = 0) -> tuple[str, str]:
+    """(principle, system prompt) drawn for `key` (a row id) from a pool: "principles" (UltraFeedback's,
+    weighted) or "orca" (principle `orca-<index>`). The same key gets the same draw on every run."""
+    if pool == "orca":
+        index = pick_system_message(key, seed)
+        return f"orca-{index}", ORCA_SYSTEM_MESSAGES[index]
+    return pick_principle(key, seed, weights)
+
+
 # ---------------------------------------------------------------- quality filter
 
 def quality_messages(instruction: str, response: str, rubric: str | None = None) -> list[dict]:

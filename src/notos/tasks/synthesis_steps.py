@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from notos.errors import GraphError
 from notos.tasks.llm_steps import check_llm, check_params, llm_step
-from notos.tasks.principles import ORCA_SYSTEM_MESSAGES, PRINCIPLES, pick_principle, pick_system_message
+from notos.tasks.principles import PRINCIPLES, draw_system_prompt, pick_principle
 from notos.tasks.synthesis import (
     EVOL_IN_BREADTH, EVOL_IN_DEPTH, evol_messages, evolution_failed, lamini_messages, parse_evolved,
     parse_instruction_list, self_instruct_messages,
@@ -294,10 +294,7 @@ def system_prompts(
 
 
 def pick_system_prompt(row: dict, pool, weights, seed, system_prompt_column) -> dict:
-    if pool == "orca":
-        index = pick_system_message(row["row_id"], seed)
-        return {system_prompt_column: ORCA_SYSTEM_MESSAGES[index], "principle": f"orca-{index}"}
-    principle, prompt = pick_principle(row["row_id"], seed, weights)
+    principle, prompt = draw_system_prompt(row["row_id"], pool, weights, seed)
     return {system_prompt_column: prompt, "principle": principle}
 
 

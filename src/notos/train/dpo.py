@@ -14,7 +14,7 @@ from pathlib import Path
 from notos.train import outputs
 from notos.train.args import check_method, hardware, peft_config, training_args
 from notos.train.config import DPORecipe
-from notos.train.data import preference_rows, split_off
+from notos.train.data import train_and_held_out
 from notos.train.models import cache_root, load_model, load_tokenizer, resolve_model
 from notos.train.run import fit, need_data, prepare_kbit
 
@@ -23,9 +23,7 @@ def run_dpo(r: DPORecipe, out: Path) -> dict:
     check_method(r)
     hw = hardware(r)
     need_data(r)
-    rows = preference_rows(r.data, r.data_split, r.limit, r.text_as_chat)
-    held = preference_rows(r.eval_data, r.eval_split, None, r.text_as_chat) if r.eval_data else None
-    train, held = (rows, held) if held else split_off(rows, r.eval_fraction, r.seed)
+    train, held = train_and_held_out(r)
     model_path = resolve_model(r.model)
     resume = outputs.start(out, r, model_path)
 

@@ -66,15 +66,9 @@ def find_recipe(spec: str) -> Path:
 
 
 def read_yaml(path: Path) -> dict:
-    try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise NotosError(f"{path}: invalid YAML{where} ({getattr(exc, 'problem', None) or 'syntax error'})") from None
-    if not isinstance(config, dict):
-        raise NotosError(f"{path}: a recipe must be a mapping (with 'kind', or with 'stages')")
-    return config
+    from notos.pipeline.yaml_io import read_yaml_mapping
+
+    return read_yaml_mapping(path, "recipe file", "a recipe must be a mapping (with 'kind', or with 'stages')")
 
 
 def load_recipe(spec: str, overrides: list[str] = (), data: str | None = None) -> Recipe:
