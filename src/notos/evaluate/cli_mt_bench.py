@@ -27,6 +27,7 @@ def mt_bench(
     max_new_tokens: int = typer.Option(1024, "--max-new-tokens", min=1, help="Tokens per answer turn (FastChat: 1024)."),
     judge_max_new_tokens: int = typer.Option(2048, "--judge-max-new-tokens", min=1, help="Tokens per verdict (FastChat: 2048)."),
     model_name: str = typer.Option(None, "--model-name", help="Name recorded as model_id (default: the backend's model name)."),
+    judge_mode: str = typer.Option("auto", "--judge-mode", help="text: the judge writes its verdict; logprob: the verdict is read from its probabilities (small local judges always give one); auto: logprob for local judges, text for servers."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars for answering and judging."),
 ):
     """MT-Bench: answer both turns of each question, grade each turn 1-10 with the judge, report the means."""
@@ -35,7 +36,7 @@ def mt_bench(
     out_dir = out or _default_out(model_name, model)
     summary = run_mt_bench(model, judge, questions, out_dir, references=references, question_ids=question_ids,
                            limit=limit, max_new_tokens=max_new_tokens, judge_max_new_tokens=judge_max_new_tokens,
-                           model_name=model_name, progress=progress)
+                           model_name=model_name, progress=progress, judge_mode=judge_mode)
     print_summary(summary, out_dir)
 
 

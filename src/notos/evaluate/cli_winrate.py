@@ -27,6 +27,7 @@ def winrate(
     judge_max_new_tokens: int = typer.Option(512, "--judge-max-new-tokens", min=1, help="Tokens per verdict."),
     model_name: str = typer.Option(None, "--model-name", help="Name recorded as generator_2 (default: the outputs file's generator or the backend's model name)."),
     baseline_name: str = typer.Option(None, "--baseline-name", help="Name recorded as generator_1."),
+    judge_mode: str = typer.Option("auto", "--judge-mode", help="text: the judge writes its verdict; logprob: the verdict is read from its probabilities (small local judges always give one); auto: logprob for local judges, text for servers."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as one JSON object instead of a table."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars while answering and judging."),
 ):
@@ -51,7 +52,8 @@ def winrate(
         summary = wr.run_judged(out, baseline=baseline, judge=judge, instructions=instructions, model=model,
                                 model_outputs=model_outputs, limit=limit, both_orders=both_orders,
                                 max_new_tokens=max_new_tokens, judge_max_new_tokens=judge_max_new_tokens,
-                                model_name=model_name, baseline_name=baseline_name, progress=progress)
+                                model_name=model_name, baseline_name=baseline_name, progress=progress,
+                                judge_mode=judge_mode)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:
@@ -102,6 +104,7 @@ def harness(
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Requests per forward pass."),
     device: str = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda when available)."),
     apply_chat_template: bool = typer.Option(False, "--apply-chat-template", help="Wrap prompts in the model's chat template (for chat models)."),
+    judge_mode: str = typer.Option("auto", "--judge-mode", help="text: the judge writes its verdict; logprob: the verdict is read from its probabilities (small local judges always give one); auto: logprob for local judges, text for servers."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as one JSON object instead of a table."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show lm-eval's progress bars."),
 ):

@@ -292,10 +292,14 @@ async def judge_turns(judge, asks: list[tuple[Question, int, list[str]]], refere
 
 def run_mt_bench(model, judge, questions, out_dir, *, references=None, question_ids: str | None = None,
                  limit: int | None = None, max_new_tokens: int = 1024, judge_max_new_tokens: int = 2048,
-                 model_name: str | None = None, progress: bool = True) -> dict:
-    """Answer, judge and summarise; returns summary.json's content. Rerun on the same folder to resume."""
+                 model_name: str | None = None, progress: bool = True, judge_mode: str = "auto") -> dict:
+    """Answer, judge and summarise; returns summary.json's content. Rerun on the same folder to resume.
+    judge_mode: text (the judge writes [[N]]), logprob (the expectation over 1..10 from its
+    probabilities: small local judges) or auto (logprob for local judges, text for servers)."""
     from notos.llms.spec import check_spec, fingerprint_view
+    from notos.tasks.judge_calls import check_judge_mode
 
+    check_judge_mode(judge_mode, "--judge-mode")
     all_questions = load_questions(questions)
     chosen = select_questions(all_questions, question_ids, limit)
     refs = load_references(references) if references else {}
@@ -305,7 +309,7 @@ def run_mt_bench(model, judge, questions, out_dir, *, references=None, question_
     config = {"kind": "mt-bench", "model": fingerprint_view(model), "judge": fingerprint_view(judge),
               "model_name": model_name, "questions": str(questions), "references": str(references) if references else None,
               "question_ids": question_ids, "limit": limit, "max_new_tokens": max_new_tokens,
-              "judge_max_new_tokens": judge_max_new_tokens, "temperature": TEMPERATURE}
+              "judge_max_new_tokens": judge_max_new_tokens, "temperature": TEMPERATURE, "judge_mode": judge_mode}
     old = _check_resume(out_dir, config)
     out_dir.mkdir(parents=True, exist_ok=True)
     model_name = config["model_name"] = model_name or old.get("model_name")
@@ -314,7 +318,8 @@ def run_mt_bench(model, judge, questions, out_dir, *, references=None, question_
     missing_refs = [q.key for q in chosen if q.category in NEED_REFERENCE and reference_for(q, refs, 1) is None]
     if missing_refs:
         log.info("MT-Bench: no reference answer for question %s: judged without one (pass --references)", ", ".join(missing_refs))
-    ids = asyncio.run(_run(model, judge, chosen, refs, out_dir, max_new_tokens, judge_max_new_tokens, model_name, progress))
+    ids = asyncio.run(_run(model, judge, chosen, refs, out_dir, max_new_tokens, judge_max_new_tokens, model_name, progress,
+                           judge_mode))
     config["model_id"] = config["model_id"] or ids[0]
     config["judge_id"] = config["judge_id"] or ids[1]
     (out_dir / "config.json").write_text(json.dumps(config, indent=2))
@@ -325,7 +330,8 @@ def run_mt_bench(model, judge, questions, out_dir, *, references=None, question_
     return summary
 
 
-async def _run(model, judge, chosen, refs, out_dir, max_new_tokens, judge_max_new_tokens, model_name, progress):
+async def _run(model, judge, chosen, refs, out_dir, max_new_tokens, judge_max_new_tokens, model_name, progress,
+               judge_mode="auto"):
     from notos.llms.spec import close_all, get_llm_async
 
     answers = {str(r["question_id"]): r for r in read_jsonl(out_dir / ANSWERS)}
@@ -349,7 +355,9 @@ async def _run(model, judge, chosen, refs, out_dir, max_new_tokens, judge_max_ne
             asks = [(q, turn, answers[q.key]["choices"][0]["turns"]) for q in chosen if q.key in answers
                     for turn in (1, 2) if (q.key, turn) not in judged]
             if asks:
-                judge_llm = await get_llm_async(judge)
+                from notos.tasks.judge_calls import judge_for
+
+                judge_llm = judge_for(await get_llm_async(judge), judge, judge_mode, "single")
                 _note("verdicts", await judge_turns(judge_llm, asks, refs, model_id or "model", judge_max_new_tokens,
                                                     lambda records: _append(out_dir / JUDGMENTS, records), advance))
                 judge_id = judge_llm.model_name

@@ -278,7 +278,7 @@ async def generate_outputs(instructions: list[str], spec, *, max_new_tokens: int
 
 async def judge_win_rate(instructions: list[str], model_outputs: list[str | None], baseline_outputs: list[str | None],
                          judge_spec, both_orders: bool = True, *, model_name: str = "model", baseline_name: str = "baseline",
-                         max_new_tokens: int = 512, on_chunk=None) -> tuple[list[dict], dict]:
+                         max_new_tokens: int = 512, on_chunk=None, judge_mode: str = "auto") -> tuple[list[dict], dict]:
     """Judge each (baseline, model) pair: once with the baseline as A, and with both_orders once
     more swapped, reconciled so a judge that follows position gives a tie. Returns the
     AlpacaEval annotations and their `win_rate` figures (plus judge diagnostics)."""
@@ -287,7 +287,10 @@ async def judge_win_rate(instructions: list[str], model_outputs: list[str | None
 
     if not len(instructions) == len(model_outputs) == len(baseline_outputs):
         raise ValueError("instructions, model_outputs and baseline_outputs must have the same length")
-    judge = await get_llm_async(judge_spec)
+    from notos.tasks.judge_calls import judge_for
+
+    # judge_mode logprob: the likeliest of A/B/C from the judge's probabilities (small local judges).
+    judge = judge_for(await get_llm_async(judge_spec), judge_spec, judge_mode, "pairwise")
     orders = 2 if both_orders else 1
     annotations = [{"instruction": q, "output_1": b or "", "generator_1": baseline_name, "output_2": m or "",
                     "generator_2": model_name, "annotator": judge.model_name, "preference": None, "consistent": None,
@@ -428,12 +431,15 @@ def _is_file_option(value: str, option: str) -> bool:
 
 def run_judged(out_dir, *, baseline: str, judge: str, instructions=None, model: str | None = None, model_outputs=None,
                limit: int | None = None, both_orders: bool = True, max_new_tokens: int = 512, judge_max_new_tokens: int = 512,
-               model_name: str | None = None, baseline_name: str | None = None, progress: bool = True) -> dict:
+               model_name: str | None = None, baseline_name: str | None = None, progress: bool = True,
+               judge_mode: str = "auto") -> dict:
     """Outputs from files or generated, judged pairwise, figures written to out_dir (annotations.json,
     summary.json, config.json, report.html, and model_outputs.json / baseline_outputs.json when
     generated). Returns summary.json's content."""
     from notos.llms.spec import check_spec, fingerprint_view
+    from notos.tasks.judge_calls import check_judge_mode
 
+    check_judge_mode(judge_mode, "--judge-mode")
     if (model is None) == (model_outputs is None):
         raise NotosError("give the model as --model SPEC (answers generated) or --model-outputs FILE, one of them")
     model_rows = read_outputs(model_outputs, "--model-outputs") if model_outputs is not None else None
@@ -462,12 +468,12 @@ def run_judged(out_dir, *, baseline: str, judge: str, instructions=None, model: 
               "model": {"file": str(model_outputs)} if model_rows is not None else fingerprint_view(model),
               "baseline": {"file": str(baseline)} if baseline_rows is not None else fingerprint_view(baseline),
               "judge": fingerprint_view(judge), "both_orders": both_orders, "limit": limit, "n_instructions": len(texts),
-              "max_new_tokens": max_new_tokens, "judge_max_new_tokens": judge_max_new_tokens}
+              "max_new_tokens": max_new_tokens, "judge_max_new_tokens": judge_max_new_tokens, "judge_mode": judge_mode}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     annotations, summary, generated = asyncio.run(_judged(
         texts, model, ours, model_name, baseline, theirs, baseline_name, judge, both_orders,
-        max_new_tokens, judge_max_new_tokens, progress))
+        max_new_tokens, judge_max_new_tokens, progress, judge_mode))
     for name, records in generated.items():
         write_json(out_dir / name, records)
     write_winrate_folder(out_dir, summary, config, annotations)
@@ -475,7 +481,7 @@ def run_judged(out_dir, *, baseline: str, judge: str, instructions=None, model: 
 
 
 async def _judged(texts, model, ours, model_name, baseline, theirs, baseline_name, judge, both_orders,
-                  max_new_tokens, judge_max_new_tokens, progress):
+                  max_new_tokens, judge_max_new_tokens, progress, judge_mode="auto"):
     from notos.llms.spec import close_all
 
     n = len(texts)
@@ -497,7 +503,7 @@ async def _judged(texts, model, ours, model_name, baseline, theirs, baseline_nam
             annotations, summary = await judge_win_rate(
                 texts, ours, theirs, judge, both_orders, model_name=model_name or "model",
                 baseline_name=baseline_name or "baseline", max_new_tokens=judge_max_new_tokens,
-                on_chunk=lambda k: advance("judgments", k))
+                on_chunk=lambda k: advance("judgments", k), judge_mode=judge_mode)
     finally:
         await close_all()
     return annotations, summary, generated

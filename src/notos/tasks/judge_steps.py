@@ -23,6 +23,9 @@ response, so lists for a list column. `pairwise_judge` adds preference ("1": res
 scale), preference_consistent (whether both orders agreed; None with one order), preference_errors
 and judge_raw (one per order), judge_model. A failed request fails its row; an unreadable verdict
 never does: it leaves the score or preference None with the reason, and the raw text to re-parse.
+`mode: logprob` reads the verdict from the judge's probabilities instead (the expectation over
+1..10, or the likeliest of A/B/C): a small local judge always gives one; `auto` (the default)
+uses it for local models and lets servers write their verdicts (see notos.tasks.judge_calls).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from notos.errors import GraphError
 from notos.tasks import judges
+from notos.tasks.judge_calls import JUDGE_MODES, ask_judge, resolve_judge_mode
 from notos.tasks.llm_steps import check_llm, check_params, llm_step
 
 if TYPE_CHECKING:
@@ -56,6 +60,7 @@ def llm_judge(
     context_column: str | None = None,
     max_new_tokens: int = 512,
     temperature: float = 0.0,
+    mode: str = "auto",
     *,
     name: str = "llm_judge",
     **settings,
@@ -68,7 +73,7 @@ def llm_judge(
     inputs.update({c: "any" for c in (reference_column, context_column) if c})
     options = {"llm": llm, "instruction_column": instruction_column, "response_column": response_column,
                "reference_column": reference_column, "context_column": context_column,
-               "max_new_tokens": max_new_tokens, "temperature": temperature}
+               "max_new_tokens": max_new_tokens, "temperature": temperature, "mode": _mode(name, mode)}
     return llm_step(name=name, fn=judge_batch, inputs=inputs, options=options, type_name="llm_judge",
                     outputs=("judge_score", "judge_rationale", "judge_error", "judge_raw", "judge_model"),
                     settings=settings)
@@ -83,6 +88,7 @@ def pairwise_judge(
     both_orders: bool = True,
     max_new_tokens: int = 512,
     temperature: float = 0.0,
+    mode: str = "auto",
     *,
     name: str = "pairwise_judge",
     **settings,
@@ -100,10 +106,17 @@ def pairwise_judge(
         inputs[reference_column] = "any"
     options = {"llm": llm, "instruction_column": instruction_column, "response_a_column": response_a_column,
                "response_b_column": response_b_column, "reference_column": reference_column,
-               "both_orders": both_orders, "max_new_tokens": max_new_tokens, "temperature": temperature}
+               "both_orders": both_orders, "max_new_tokens": max_new_tokens, "temperature": temperature,
+               "mode": _mode(name, mode)}
     outputs = ("preference", "preference_value", "preference_consistent", "preference_errors", "judge_raw", "judge_model")
     return llm_step(name=name, fn=pairwise_batch, inputs=inputs, outputs=outputs, options=options,
                     type_name="pairwise_judge", settings=settings)
+
+
+def _mode(name: str, mode: str) -> str:
+    if mode not in JUDGE_MODES:
+        raise GraphError(f"step '{name}': option 'mode' must be one of {', '.join(JUDGE_MODES)}, got {mode!r}")
+    return mode
 
 
 def _reference(row: dict, column: str | None) -> str | None:
@@ -119,7 +132,7 @@ def _rationale(text: str) -> str:
 
 
 async def judge_batch(rows: list[dict], *, llm, instruction_column, response_column, reference_column,
-                      context_column, max_new_tokens, temperature) -> list[dict]:
+                      context_column, max_new_tokens, temperature, mode="auto") -> list[dict]:
     from notos.llms.spec import get_llm_async
     from notos.llms.types import GenerationParams
 
@@ -148,7 +161,7 @@ async def judge_batch(rows: list[dict], *, llm, instruction_column, response_col
         for column in ("judge_score", "judge_rationale", "judge_error", "judge_raw"):
             out[i][column] = None if single else [None] * len(responses)
     params = GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature)
-    results = await judge.generate([messages for _, _, messages in asks], params)
+    results = await ask_judge(judge, [messages for _, _, messages in asks], params, resolve_judge_mode(mode, llm), "single")
     for (i, k, _), result in zip(asks, results):
         out[i]["_tokens"] += result.prompt_tokens + result.completion_tokens
         if result.error:
@@ -167,7 +180,7 @@ async def judge_batch(rows: list[dict], *, llm, instruction_column, response_col
 
 
 async def pairwise_batch(rows: list[dict], *, llm, instruction_column, response_a_column, response_b_column,
-                         reference_column, both_orders, max_new_tokens, temperature) -> list[dict]:
+                         reference_column, both_orders, max_new_tokens, temperature, mode="auto") -> list[dict]:
     from notos.llms.spec import get_llm_async
     from notos.llms.types import GenerationParams
 
@@ -186,7 +199,7 @@ async def pairwise_batch(rows: list[dict], *, llm, instruction_column, response_
         shown = [(a, b), (b, a)][:orders]
         asks.extend((i, j, judges.pairwise_messages(q, x, y, reference=ref)) for j, (x, y) in enumerate(shown))
     params = GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature)
-    results = await judge.generate([messages for _, _, messages in asks], params)
+    results = await ask_judge(judge, [messages for _, _, messages in asks], params, resolve_judge_mode(mode, llm), "pairwise")
     verdicts = [[None] * orders for _ in rows]
     for (i, j, _), result in zip(asks, results):
         out[i]["_tokens"] += result.prompt_tokens + result.completion_tokens
