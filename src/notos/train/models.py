@@ -105,12 +105,22 @@ def resolve_model(spec: str) -> str:
 
 def merge_adapter(adapter_dir: Path, out: Path) -> Path:
     """Fold a LoRA adapter into its base model and save the full model (+ tokenizer) to `out`."""
+    import warnings
+
+    import transformers
     from transformers import AutoTokenizer
 
-    merged = load_adapter_model(adapter_dir).merge_and_unload()
-    scratch = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(scratch, ignore_errors=True)
-    merged.save_pretrained(scratch, safe_serialization=True)
+    # Loading and saving print bars and a deprecation warning per run: the output line says it.
+    transformers.logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            merged = load_adapter_model(adapter_dir).merge_and_unload()
+            scratch = out.with_name(f".{out.name}.partial")
+            shutil.rmtree(scratch, ignore_errors=True)
+            merged.save_pretrained(scratch, safe_serialization=True)
+    finally:
+        transformers.logging.enable_progress_bar()
     AutoTokenizer.from_pretrained(str(adapter_dir)).save_pretrained(scratch)
     shutil.rmtree(out, ignore_errors=True)
     scratch.rename(out)
