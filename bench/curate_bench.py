@@ -68,10 +68,83 @@ def _rationale(annotation):
     return annotation.get("Rationale For Rating") or annotation.get("Rationale") or ""
 
 
-def run_plain(data: str, benchmark: str) -> dict:
+def audit_record(record) -> list[list[str]]:
+    """The flags of each completion of one record, the way one writes it first."""
+    flags, seen = [], set()
+    for completion in record["completions"]:
+        own = []
+        ratings = [_rating(completion["annotations"].get(a)) for a in ASPECTS]
+        known = [r for r in ratings if r is not None]
+        mean = sum(known) / len(known) if known else None
+        overall = completion.get("overall_score")
+        if mean is not None and overall is not None and abs((overall - 1) / 9 - (mean - 1) / 4) >= 0.5:
+            own.append("critique_disagrees")
+        for aspect, rating in zip(ASPECTS, ratings):
+            text = _rationale(completion["annotations"].get(aspect)).lower()
+            if rating is not None and ((rating >= 4 and any(w in text for w in NEGATIVE))
+                                       or (rating <= 2 and any(w in text for w in POSITIVE))):
+                own.append("contradiction")
+        key = completion["response"].strip().lower()
+        if key in seen:
+            own.append("duplicate")
+        seen.add(key)
+        flags.append(own)
+    return flags
+
+
+def pick_pair(record, score_of):
+    """(chosen, rejected) completion indices: the best, and a random strictly lower one."""
     import random
+
+    scores = [(score_of(c), k) for k, c in enumerate(record["completions"])]
+    scores = [(s, k) for s, k in scores if s is not None]
+    if len(scores) < 2:
+        return None
+    rng = random.Random(f"0:{record['instruction']}")
+    best = max(s for s, _ in scores)
+    chosen = rng.choice([k for s, k in scores if s == best])
+    lower = [k for s, k in scores if s < best]
+    return (chosen, rng.choice(lower)) if lower else None
+
+
+def overall_score(completion):
+    return completion.get("overall_score")
+
+
+def mean_score(completion):
+    known = [r for r in (_rating(completion["annotations"].get(a)) for a in ASPECTS) if r is not None]
+    return sum(known) / len(known) if known else None
+
+
+def _words(text):
     import re
 
+    return re.sub(r"[^\w\s]", " ", text.casefold()).split()
+
+
+def _grams(words):
+    return {tuple(words[j:j + 13]) for j in range(max(len(words) - 12, 1))}
+
+
+def benchmark_grams(benchmark: str) -> set:
+    grams = set()
+    with open(benchmark) as fh:
+        for line in fh:
+            for turn in json.loads(line)["turns"]:
+                grams |= _grams(_words(turn))
+    return grams
+
+
+def contaminated(record, bench_grams: set) -> bool:
+    return (record.get("source") or "").lower() == "truthful_qa" or bool(_grams(_words(record["instruction"])) & bench_grams)
+
+
+def chosen_differs(chosen_a: dict, chosen_b: dict) -> float:
+    both = [k for k in chosen_a if k in chosen_b]
+    return sum(chosen_a[k] != chosen_b[k] for k in both) / max(len(both), 1)
+
+
+def run_plain(data: str, benchmark: str) -> dict:
     import pyarrow.parquet as pq
 
     times = {}
@@ -80,50 +153,12 @@ def run_plain(data: str, benchmark: str) -> dict:
     times["read"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    flagged = 0
-    for record in records:
-        seen = {}
-        for k, completion in enumerate(record["completions"]):
-            flags = []
-            ratings = [_rating(completion["annotations"].get(a)) for a in ASPECTS]
-            known = [r for r in ratings if r is not None]
-            mean = sum(known) / len(known) if known else None
-            overall = completion.get("overall_score")
-            if mean is not None and overall is not None and abs((overall - 1) / 9 - (mean - 1) / 4) >= 0.5:
-                flags.append("critique_disagrees")
-            for aspect, rating in zip(ASPECTS, ratings):
-                text = _rationale(completion["annotations"].get(aspect)).lower()
-                if rating is not None and rating >= 4 and any(w in text for w in NEGATIVE):
-                    flags.append("contradiction")
-                if rating is not None and rating <= 2 and any(w in text for w in POSITIVE):
-                    flags.append("contradiction")
-            key = completion["response"].strip().lower()
-            if key in seen:
-                flags.append("duplicate")
-            seen[key] = k
-            flagged += bool(flags)
+    flagged = sum(bool(f) for record in records for f in audit_record(record))
     times["audit"] = time.perf_counter() - t
 
-    def pair(record, score_of):
-        scores = [(score_of(c), k) for k, c in enumerate(record["completions"])]
-        scores = [(s, k) for s, k in scores if s is not None]
-        if len(scores) < 2:
-            return None
-        rng = random.Random(f"0:{record['instruction']}")
-        best = max(s for s, _ in scores)
-        chosen = rng.choice([k for s, k in scores if s == best])
-        lower = [k for s, k in scores if s < best]
-        if not lower:
-            return None
-        return chosen, rng.choice(lower)
-
-    def mean_score(c):
-        known = [r for r in (_rating(c["annotations"].get(a)) for a in ASPECTS) if r is not None]
-        return sum(known) / len(known) if known else None
-
     t = time.perf_counter()
-    by_overall = {i: pair(r, lambda c: c.get("overall_score")) for i, r in enumerate(records)}
-    by_mean = {i: pair(r, mean_score) for i, r in enumerate(records)}
+    by_overall = {i: pick_pair(r, overall_score) for i, r in enumerate(records)}
+    by_mean = {i: pick_pair(r, mean_score) for i, r in enumerate(records)}
     pairs = {name: [{"prompt": [{"role": "user", "content": records[i]["instruction"]}],
                      "chosen": [{"role": "assistant", "content": records[i]["completions"][c]["response"]}],
                      "rejected": [{"role": "assistant", "content": records[i]["completions"][r]["response"]}]}
@@ -132,27 +167,12 @@ def run_plain(data: str, benchmark: str) -> dict:
     times["binarize x2"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    both = [i for i in by_overall if by_overall[i] and by_mean[i]]
-    differs = sum(by_overall[i][0] != by_mean[i][0] for i in both) / max(len(both), 1)
+    differs = chosen_differs({i: p[0] for i, p in by_overall.items() if p}, {i: p[0] for i, p in by_mean.items() if p})
     times["compare"] = time.perf_counter() - t
 
     t = time.perf_counter()
-
-    def words(text):
-        return re.sub(r"[^\w\s]", " ", text.casefold()).split()
-
-    bench_grams = set()
-    with open(benchmark) as fh:
-        for line in fh:
-            for turn in json.loads(line)["turns"]:
-                w = words(turn)
-                bench_grams.update(tuple(w[j:j + 13]) for j in range(max(len(w) - 12, 1)))
-    removed = 0
-    for record in records:
-        w = words(record["instruction"])
-        grams = {tuple(w[j:j + 13]) for j in range(max(len(w) - 12, 1))}
-        if (record.get("source") or "").lower() == "truthful_qa" or grams & bench_grams:
-            removed += 1
+    grams = benchmark_grams(benchmark)
+    removed = sum(contaminated(record, grams) for record in records)
     times["decontaminate"] = time.perf_counter() - t
     return {"times": times, "flagged": flagged, "pairs": [len(pairs["overall"]), len(pairs["mean"])],
             "chosen_differs": round(differs, 4), "removed": removed}
@@ -169,92 +189,38 @@ def run_datasets(data: str, benchmark: str) -> dict:
     ds = datasets.load_dataset("parquet", data_files=data, split="train", keep_in_memory=True)
     times["read"] = time.perf_counter() - t
 
-    def audit_row(record):
-        flags = []
-        seen = set()
-        for completion in record["completions"]:
-            ratings = [_rating(completion["annotations"].get(a)) for a in ASPECTS]
-            known = [r for r in ratings if r is not None]
-            mean = sum(known) / len(known) if known else None
-            overall = completion.get("overall_score")
-            own = []
-            if mean is not None and overall is not None and abs((overall - 1) / 9 - (mean - 1) / 4) >= 0.5:
-                own.append("critique_disagrees")
-            for aspect, rating in zip(ASPECTS, ratings):
-                text = _rationale(completion["annotations"].get(aspect)).lower()
-                if rating is not None and ((rating >= 4 and any(w in text for w in NEGATIVE))
-                                           or (rating <= 2 and any(w in text for w in POSITIVE))):
-                    own.append("contradiction")
-            key = completion["response"].strip().lower()
-            if key in seen:
-                own.append("duplicate")
-            seen.add(key)
-            flags.append(own)
-        return {"audit_flags": flags}
-
     t = time.perf_counter()
-    audited = ds.map(audit_row, keep_in_memory=True)
+    audited = ds.map(lambda record: {"audit_flags": audit_record(record)}, keep_in_memory=True)
     flagged = sum(bool(f) for row in audited["audit_flags"] for f in row)
     times["audit"] = time.perf_counter() - t
 
     def binarize_row(record, score_of, strategy):
-        import random
-
-        scores = [(score_of(c), k) for k, c in enumerate(record["completions"])]
-        scores = [(s, k) for s, k in scores if s is not None]
-        empty = {"chosen": None, "rejected": None, "index_chosen": -1, "strategy": strategy}
-        if len(scores) < 2:
-            return empty
-        rng = random.Random(f"0:{record['instruction']}")
-        best = max(s for s, _ in scores)
-        chosen = rng.choice([k for s, k in scores if s == best])
-        lower = [k for s, k in scores if s < best]
-        if not lower:
-            return empty
-        rejected = rng.choice(lower)
+        found = pick_pair(record, score_of)
+        if found is None:
+            return {"chosen": None, "rejected": None, "index_chosen": -1, "strategy": strategy}
+        chosen, rejected = found
         return {"chosen": [{"role": "assistant", "content": record["completions"][chosen]["response"]}],
                 "rejected": [{"role": "assistant", "content": record["completions"][rejected]["response"]}],
                 "index_chosen": chosen, "strategy": strategy}
 
-    def mean_score(c):
-        known = [r for r in (_rating(c["annotations"].get(a)) for a in ASPECTS) if r is not None]
-        return sum(known) / len(known) if known else None
-
     t = time.perf_counter()
-    by_overall = ds.map(binarize_row, fn_kwargs={"score_of": lambda c: c.get("overall_score"), "strategy": "overall"},
-                        keep_in_memory=True).filter(lambda r: r["index_chosen"] >= 0, keep_in_memory=True)
-    by_mean = ds.map(binarize_row, fn_kwargs={"score_of": mean_score, "strategy": "mean"},
-                     keep_in_memory=True).filter(lambda r: r["index_chosen"] >= 0, keep_in_memory=True)
+    by_strategy = {
+        name: ds.map(binarize_row, fn_kwargs={"score_of": score_of, "strategy": name}, keep_in_memory=True)
+                .filter(lambda r: r["index_chosen"] >= 0, keep_in_memory=True)
+        for name, score_of in (("overall", overall_score), ("mean", mean_score))
+    }
     times["binarize x2"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    chosen_a = dict(zip(by_overall["instruction"], by_overall["index_chosen"]))
-    chosen_b = dict(zip(by_mean["instruction"], by_mean["index_chosen"]))
-    both = set(chosen_a) & set(chosen_b)
-    differs = sum(chosen_a[k] != chosen_b[k] for k in both) / max(len(both), 1)
+    chosen = {name: dict(zip(d["instruction"], d["index_chosen"])) for name, d in by_strategy.items()}
+    differs = chosen_differs(chosen["overall"], chosen["mean"])
     times["compare"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    import re
-
-    def words(text):
-        return re.sub(r"[^\w\s]", " ", text.casefold()).split()
-
-    bench_grams = set()
-    with open(benchmark) as fh:
-        for line in fh:
-            for turn in json.loads(line)["turns"]:
-                w = words(turn)
-                bench_grams.update(tuple(w[j:j + 13]) for j in range(max(len(w) - 12, 1)))
-
-    def clean(record):
-        w = words(record["instruction"])
-        grams = {tuple(w[j:j + 13]) for j in range(max(len(w) - 12, 1))}
-        return not ((record.get("source") or "").lower() == "truthful_qa" or grams & bench_grams)
-
-    kept = ds.filter(clean, keep_in_memory=True)
+    grams = benchmark_grams(benchmark)
+    kept = ds.filter(lambda record: not contaminated(record, grams), keep_in_memory=True)
     times["decontaminate"] = time.perf_counter() - t
-    return {"times": times, "flagged": flagged, "pairs": [len(by_overall), len(by_mean)],
+    return {"times": times, "flagged": flagged, "pairs": [len(d) for d in by_strategy.values()],
             "chosen_differs": round(differs, 4), "removed": len(ds) - len(kept)}
 
 

@@ -118,11 +118,12 @@ def sft_rows(spec: str, split: str | None = None, limit: int | None = None, as_c
     return out
 
 
-def train_and_held_out(r) -> tuple[list[dict], list[dict]]:
-    """The recipe's preference pairs for training, and the held-out pairs: its eval_data when
-    given, else a seeded eval_fraction of data."""
-    rows = preference_rows(r.data, r.data_split, r.limit, r.text_as_chat)
-    held = preference_rows(r.eval_data, r.eval_split, None, r.text_as_chat) if r.eval_data else None
+def train_and_held_out(r, read_rows=None) -> tuple[list[dict], list[dict]]:
+    """The recipe's rows for training (preference pairs unless `read_rows` says otherwise), and
+    the held-out rows: its eval_data when given, else a seeded eval_fraction of data."""
+    read_rows = read_rows or preference_rows
+    rows = read_rows(r.data, r.data_split, r.limit, r.text_as_chat)
+    held = read_rows(r.eval_data, r.eval_split, None, r.text_as_chat) if r.eval_data else None
     return (rows, held) if held else split_off(rows, r.eval_fraction, r.seed)
 
 

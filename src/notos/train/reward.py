@@ -12,20 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from notos.train import outputs
-from notos.train.args import check_method, hardware, peft_config, training_args
+from notos.train.args import peft_config, training_args
 from notos.train.config import RMRecipe
-from notos.train.data import train_and_held_out
-from notos.train.models import load_model, load_tokenizer, resolve_model
-from notos.train.run import fit, need_data, prepare_kbit
+from notos.train.models import load_model, load_tokenizer
+from notos.train.run import begin, fit, prepare_kbit
 
 
 def run_rm(r: RMRecipe, out: Path) -> dict:
-    check_method(r)
-    hw = hardware(r)
-    need_data(r)
-    train, held = train_and_held_out(r)
-    model_path = resolve_model(r.model)
-    resume = outputs.start(out, r, model_path)
+    hw, train, held, model_path, resume = begin(r, out)
 
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer

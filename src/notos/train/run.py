@@ -56,6 +56,22 @@ def runner(kind: str):
     return run_rm
 
 
+def begin(r: Common, out: Path, read_rows=None):
+    """What every trainer does first: check the method and the hardware, read and split the data,
+    resolve the model and open (or resume) the output folder. -> (hw, train, held, model_path, resume)"""
+    from notos.train import outputs
+    from notos.train.args import check_method, hardware
+    from notos.train.data import train_and_held_out
+    from notos.train.models import resolve_model
+
+    check_method(r)
+    hw = hardware(r)
+    need_data(r)
+    train, held = train_and_held_out(r, read_rows)
+    model_path = resolve_model(r.model)
+    return hw, train, held, model_path, outputs.start(out, r, model_path)
+
+
 def need_data(r: Common) -> None:
     if not r.data:
         what = "preference pairs (prompt, chosen, rejected)" if r.kind in ("dpo", "rm") else "conversations (messages)"

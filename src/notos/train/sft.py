@@ -12,22 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from notos.train import outputs
-from notos.train.args import check_method, hardware, peft_config, training_args
+from notos.train.args import peft_config, training_args
 from notos.train.config import SFTRecipe
-from notos.train.data import sft_rows, split_off
-from notos.train.models import load_model, load_tokenizer, resolve_model
-from notos.train.run import fit, need_data, prepare_kbit
+from notos.train.data import sft_rows
+from notos.train.models import load_model, load_tokenizer
+from notos.train.run import begin, fit, prepare_kbit
 
 
 def run_sft(r: SFTRecipe, out: Path) -> dict:
-    check_method(r)
-    hw = hardware(r)
-    need_data(r)
-    rows = sft_rows(r.data, r.data_split, r.limit, r.text_as_chat)
-    held = sft_rows(r.eval_data, r.eval_split, None, r.text_as_chat) if r.eval_data else None
-    train, held = (rows, held) if held else split_off(rows, r.eval_fraction, r.seed)
-    model_path = resolve_model(r.model)
-    resume = outputs.start(out, r, model_path)
+    hw, train, held, model_path, resume = begin(r, out, sft_rows)
 
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
