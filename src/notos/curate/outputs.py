@@ -17,7 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from notos.curate import report as page
+from notos.curate import report as sections
+from notos.report import html as page
 from notos.errors import NotosError
 
 TOOL = "notos curate"
@@ -172,7 +173,7 @@ def _audit_sections(folder, stats, config):
         if "completion_index" in flags.column_names else set()
     out = [page.counts_section("Flags", _counts(stats, "flag_counts", "counts", "by_flag"))]
     if completions is not None:
-        out += [page.critique_scatter_section(completions, flagged), page.rating_section(completions)]
+        out += [sections.critique_scatter_section(completions, flagged), sections.rating_section(completions)]
     out.append("<h2>Worst cases first</h2>" + page.table_html(flags.slice(0, 30).to_pylist()))
     return out
 
@@ -195,9 +196,9 @@ def _removal_sections(name):
 def _binarize_sections(folder, stats, config):
     pairs = pq.read_table(folder / "data.parquet")
     completions = _completions_of(config)
-    out = [page.length_bias_section(pairs)]
+    out = [sections.length_bias_section(pairs)]
     if completions is not None:
-        out.append(page.rating_section(completions))
+        out.append(sections.rating_section(completions))
     columns = [c for c in ("prompt_id", "source", "score_chosen", "score_rejected", "model_chosen", "model_rejected")
                if c in pairs.column_names]
     out.append("<h2>Pairs</h2>" + page.table_html(pairs.select(columns).slice(0, 30).to_pylist()))
@@ -216,7 +217,7 @@ def _compare_sections(folder, stats, config):
     for name in strategies.values():
         path = folder / f"pairs_{name}.parquet"
         if path.exists():
-            out.append(f"<h3>Strategy {name}</h3>" + page.length_bias_section(pq.read_table(path)))
+            out.append(f"<h3>Strategy {name}</h3>" + sections.length_bias_section(pq.read_table(path)))
     return out
 
 

@@ -104,7 +104,7 @@ def plot_groups(result: dict) -> list[tuple[str, list[str]]]:
 
 def grouped_bars(labels: list[str], series: dict[str, list], ylabel: str = "", ymax: float | None = None) -> str:
     """An inline PNG of bars grouped by label, one colour per series (None: no bar)."""
-    from notos.curate.report import png, pyplot
+    from notos.report.html import png, pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(labels) + 1.5), 3.2), dpi=90)
@@ -126,7 +126,7 @@ def write_comparison(result: dict, out_dir) -> Path:
     """compare.json and report.html in `out_dir`."""
     from html import escape
 
-    from notos.curate.report import table_html, write_report
+    from notos.report.html import table_html, write_report
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -186,7 +186,7 @@ def _jsonable(value):
 
 
 def _write_report(out_dir: Path, summary: dict) -> Path:
-    from notos.curate.report import table_html, write_report
+    from notos.report.html import table_html, write_report
 
     rows = [{"task": task, "metric": metric, "value": value, "examples": summary["n_samples"].get(task)}
             for task, metrics in summary["results"].items() for metric, value in metrics.items()]

@@ -443,7 +443,7 @@ def print_summary(summary: dict, out_dir) -> None:
 def write_mt_bench_report(out_dir: Path, summary: dict, questions: list[Question]) -> Path:
     from html import escape
 
-    from notos.curate.report import table_html, write_report
+    from notos.report.html import table_html, write_report
     from notos.evaluate.compare_runs import grouped_bars
 
     cats = list(summary["per_category"])

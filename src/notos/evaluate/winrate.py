@@ -352,7 +352,7 @@ def write_winrate_folder(out_dir, summary: dict, config: dict, annotations: list
 
 
 def write_winrate_report(out_dir: Path, summary: dict, annotations: list[dict]) -> Path:
-    from notos.curate.report import counts_section, table_html, write_report
+    from notos.report.html import counts_section, table_html, write_report
 
     def pct(value):
         return "-" if value is None else f"{value:.2f}%"
@@ -378,7 +378,7 @@ def write_winrate_report(out_dir: Path, summary: dict, annotations: list[dict]) 
 def _length_section(summary: dict, annotations: list[dict]) -> str:
     """The model's win share by length difference, with the fitted length effect: how much of
     the win rate is length."""
-    from notos.curate.report import png, pyplot
+    from notos.report.html import png, pyplot
 
     judged = [a for a in annotations if a["preference"] is not None]
     if len(judged) < 5:

@@ -9,7 +9,7 @@ import io
 from dataclasses import asdict
 from pathlib import Path
 
-from notos.curate.report import table_html, write_report
+from notos.report.html import table_html, write_report
 from notos.train.config import Common
 
 CURVES = {
