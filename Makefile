@@ -1,11 +1,12 @@
 # Two entry points: `make demo` runs the quickstart recipe end to end, `make test` runs the
-# whole suite. Both build .venv themselves on a fresh machine.
+# whole suite. Both build .venv themselves on a fresh machine. `make check` is the fast set
+# for development (no model loading or training).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup clean
+.PHONY: demo test check setup clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,6 +24,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+check: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 clean:
 	rm -rf $(VENV) runs

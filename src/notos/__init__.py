@@ -1,6 +1,6 @@
 """notos: data-first LLM alignment."""
 
-__version__ = "0.1.0"
+from notos.version import __version__
 
 
 def __getattr__(name):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -14,7 +15,6 @@ app = typer.Typer(
     help="notos: build preference data with AI feedback, curate it, train with DPO, evaluate.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
-RECIPES = Path(__file__).parent / "recipes"
 
 
 def _add_sub_apps() -> None:
@@ -30,18 +30,6 @@ def _add_sub_apps() -> None:
     from notos.train.cli import train_app
 
     app.add_typer(train_app, name="train")
-
-
-def resolve_pipeline(spec: str) -> Path:
-    """A YAML path, or the name of a shipped recipe (`quickstart`)."""
-    path = Path(spec)
-    if path.exists() or path.suffix in (".yaml", ".yml"):
-        return path
-    shipped = RECIPES / f"{spec}.yaml"
-    if shipped.exists():
-        return shipped
-    names = ", ".join(sorted(p.stem for p in RECIPES.glob("*.yaml")))
-    raise NotosError(f"pipeline '{spec}': no such file and no shipped recipe of that name (recipes: {names})")
 
 
 @app.command()
@@ -60,16 +48,16 @@ def run(
 ):
     """Run a pipeline, or resume it: committed batches are skipped, changed steps rerun."""
     from notos.pipeline import run as run_pipeline
-    from notos.pipeline.yaml_io import load_pipeline
+    from notos.recipes import load_pipeline
+    from notos.recipes.catalog import all_embedded
     from notos.report.console import print_plan, print_run_summary
 
-    path = resolve_pipeline(pipeline)
     if input is not None and not input.exists():
         raise NotosError(f"--input {input}: no such file")
     if (llm_model or llm_api_key_env) and not llm_base_url:
         raise NotosError("--llm-model and --llm-api-key-env go with --llm-base-url")
     server = {"base_url": llm_base_url, "model": llm_model, "api_key_env": llm_api_key_env} if llm_base_url else None
-    pipe, config = load_pipeline(path, set_, str(input) if input else None, llm_server=server)
+    pipe, config = load_pipeline(pipeline, set_, str(input) if input else None, llm_server=server)
     columns = pipe.validate()
     if dry_run:
         print_plan(pipe, columns)
@@ -77,15 +65,8 @@ def run(
     out_dir = out or Path("runs") / pipe.name
     result = run_pipeline(pipe, out_dir, limit=limit, progress=progress, retry_failed=retry_failed)
     print_run_summary(result)
-    if config.get("note") and _all_embedded(config):  # the quickstart's honesty note, while it applies
+    if config.get("note") and all_embedded(config):  # the quickstart's honesty note, while it applies
         typer.echo(str(config["note"]).strip())
-
-
-def _all_embedded(config: dict) -> bool:
-    from notos.pipeline.yaml_io import is_llm_option
-
-    llms = [v for step in config.get("steps") or [] if isinstance(step, dict) for k, v in step.items() if is_llm_option(k)]
-    return bool(llms) and all(v == "embedded" for v in llms)
 
 
 @app.command()
@@ -93,7 +74,9 @@ def recipes():
     """List the recipes shipped with notos."""
     import yaml
 
-    for path in sorted(RECIPES.glob("*.yaml")):
+    from notos.recipes import FOLDER, names
+
+    for path in (FOLDER / f"{name}.yaml" for name in names()):
         description = (yaml.safe_load(path.read_text()) or {}).get("description", "")
         typer.echo(f"{path.stem:<16} {description.strip().splitlines()[0] if description else ''}")
 
@@ -130,13 +113,24 @@ def _cli_exceptions():
     return ClickException, Exit, Abort, NoArgsIsHelpError
 
 
+class _StderrNow(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (main() may run many times in one process,
+    e.g. under a test runner that captures output)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
 def _show_step_notes() -> None:
     """Steps report what they dropped and why on the `notos` logger; the CLI shows those lines."""
-    import logging
-
     logger = logging.getLogger("notos")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _StderrNow) for h in logger.handlers):
+        handler = _StderrNow()
         handler.setFormatter(logging.Formatter("note: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

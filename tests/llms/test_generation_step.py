@@ -54,6 +54,21 @@ def test_several_generations_and_a_system_prompt(llm_server, tmp_path):
     assert body["messages"][0] == {"role": "system", "content": "Be brief."} and body["n"] == 2 and body["seed"] == 3
 
 
+def test_earlier_turns_and_a_temperature_per_row(llm_server, tmp_path):
+    """MT-Bench's second turn: the first exchange goes before the new question, at the row's temperature."""
+    rows = [{"instruction": "and then?", "turns": [["first?", "first answer"]], "temp": 0.0},
+            {"instruction": "plain", "turns": [], "temp": None}]
+    step = text_generation(llm=server_llm(llm_server), name="answer", context_column="turns", temperature_column="temp",
+                           temperature=0.7)
+    run(from_rows(rows=rows) >> step, tmp_path / "r", progress=False)
+    by_last = {b["messages"][-1]["content"]: b for b in llm_server.requests}
+    assert by_last["and then?"]["messages"] == [
+        {"role": "user", "content": "first?"}, {"role": "assistant", "content": "first answer"},
+        {"role": "user", "content": "and then?"}]
+    assert by_last["and then?"]["temperature"] == 0.0 and by_last["plain"]["temperature"] == 0.7
+    assert len(by_last["plain"]["messages"]) == 1
+
+
 @pytest.mark.parametrize("options, message", [
     ({"llm": "gpt-4"}, "cannot read spec 'gpt-4'"),
     ({"llm": {"backend": "nope"}}, "unknown backend 'nope'"),

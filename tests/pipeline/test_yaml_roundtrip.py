@@ -2,7 +2,8 @@
 
 import yaml
 
-from notos.pipeline import Pipeline, build_pipeline, from_rows, group_columns, load_pipeline, sample_n, to_config, to_yaml
+from notos.pipeline import Pipeline, from_rows, group_columns, sample_n, to_config, to_yaml
+from notos.recipes import build_pipeline, load_pipeline
 from notos.recipes.steps import tidy_instruction
 
 
@@ -25,7 +26,7 @@ def test_python_to_yaml_to_pipeline_is_identical():
 
 
 def test_shipped_quickstart_round_trips_and_validates():
-    from notos.cli import RECIPES
+    from notos.recipes import FOLDER as RECIPES
 
     pipeline, config = load_pipeline(RECIPES / "quickstart.yaml")
     pipeline.validate()
@@ -34,7 +35,7 @@ def test_shipped_quickstart_round_trips_and_validates():
 
 
 def test_set_overrides_change_the_option_and_the_fingerprint(tmp_path):
-    from notos.cli import RECIPES
+    from notos.recipes import FOLDER as RECIPES
 
     base, _ = load_pipeline(RECIPES / "quickstart.yaml")
     changed, config = load_pipeline(RECIPES / "quickstart.yaml", ["long_enough.value=5"])
@@ -47,7 +48,7 @@ def test_set_overrides_change_the_option_and_the_fingerprint(tmp_path):
 
 
 def test_input_replaces_the_source(tmp_path):
-    from notos.cli import RECIPES
+    from notos.recipes import FOLDER as RECIPES
 
     data = tmp_path / "mine.jsonl"
     data.write_text('{"instruction": "what is two plus two"}\n')

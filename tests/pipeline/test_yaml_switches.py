@@ -4,9 +4,10 @@ changes one key of an LLM spec."""
 import pytest
 import yaml
 
-from notos.cli import RECIPES
+from notos.recipes import FOLDER as RECIPES
 from notos.errors import NotosError
-from notos.pipeline import build_pipeline, load_pipeline, to_yaml
+from notos.pipeline import to_yaml
+from notos.recipes import build_pipeline, load_pipeline
 
 
 def config(**critique_extra):

@@ -29,12 +29,9 @@ def test_reward_model_ranks_held_out_chosen_above_rejected(reward_model):
 
 def test_reward_score_step_in_a_pipeline(reward_model, tmp_path):
     from notos.pipeline import Pipeline, load_run, run
-    from notos.pipeline.registry import STEP_TYPES, register
-    from notos.pipeline.yaml_io import build_pipeline
+    from notos.recipes import build_pipeline
     from notos.train.reward_step import reward_score
 
-    if "reward_score" not in STEP_TYPES:  # registered by notos.pipeline.registry once wired in
-        register("reward_score", reward_score)
     out, _ = reward_model
     held = held_out_pairs()
     rows = [{"instruction": p["prompt"][0]["content"], "generations": [p["chosen"][0]["content"], p["rejected"][0]["content"]]}

@@ -8,33 +8,50 @@
         path: prompts.jsonl          # relative paths are read from the YAML file's folder
       - name: words
         type: python
-        fn: my_steps:count_words     # a @step function; the YAML's folder is importable
+        fn: my_steps:count_words     # a @step function from my_steps.py beside the YAML
         after: prompts
         concurrency: 2
 
-Every problem is a one-line error naming the file, the step and the key.
+The engine knows only its own step types (sources, routing, column steps: `ENGINE_STEPS`);
+whoever builds a pipeline passes the catalog of the others (`notos.recipes.catalog.STEPS` has
+every shipped type). Every problem is a one-line error naming the file, the step and the key.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
-import inspect
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import yaml
 
 from notos.data.io import iter_batches
 from notos.errors import GraphError, NotosError
+from notos.overrides import looks_like_path, parse_override
+from notos.pipeline import columns, routing, sources
 from notos.pipeline.decorators import RUNNER_SETTINGS, StepFactory, check_options
 from notos.pipeline.graph import DEFAULT_BATCH_SIZE, Pipeline
-from notos.pipeline.registry import STEP_TYPES
 from notos.pipeline.step import Step
 
 TOP_KEYS = ("name", "description", "note", "batch_size", "steps")  # note: printed after a run
 STEP_KEYS = ("name", "type", "after", "fn", "enabled")
 DEFAULT_SETTINGS = {"concurrency": 1, "row_concurrency": 64, "workers": "inline"}
+ENGINE_STEPS: dict[str, Callable] = {
+    "load_data": sources.load_data,
+    "from_rows": sources.from_rows,
+    "sample_n": routing.sample_n,
+    "keep_columns": columns.keep_columns,
+    "rename_columns": columns.rename_columns,
+    "drop_columns": columns.drop_columns,
+    "filter_rows": columns.filter_rows,
+    "group_columns": columns.group_columns,
+}
+# `--set step.option.key=value` on an option that holds a string: the catalog may know how to
+# expand it into a mapping first (an LLM spec "openai:gpt-4o" -> {backend, model}).
+Expand = Callable[[str, str], dict | None]
 
 
 def read_config(path: str | Path) -> dict:
@@ -61,18 +78,12 @@ def read_yaml_mapping(path: str | Path, what: str, not_a_mapping: str) -> dict:
     return config
 
 
-def apply_overrides(config: dict, overrides: list[str]) -> dict:
+def apply_overrides(config: dict, overrides: list[str], expand: Expand | None = None) -> dict:
     """`--set step.option=value` (or `--set batch_size=10`); values are parsed as YAML."""
     config = copy.deepcopy(config)
     steps = {s.get("name"): s for s in config.get("steps") or [] if isinstance(s, dict)}
     for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise NotosError(f"--set {item}: expected step.option=value")
-        try:
-            value = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError:
-            value = raw
+        key, value = parse_override(item, looks_like_path)  # a path typed in a shell is relative to its folder
         if "." not in key:
             if key not in TOP_KEYS or key == "steps":
                 raise NotosError(f"--set {item}: unknown pipeline key '{key}' (keys: name, batch_size)")
@@ -81,24 +92,20 @@ def apply_overrides(config: dict, overrides: list[str]) -> dict:
         step_name, option = key.split(".", 1)
         if step_name not in steps:
             raise NotosError(f"--set {item}: no step named '{step_name}' (steps: {', '.join(map(str, steps))})")
-        if _is_path_option(option, value):
-            value = str(Path(value).resolve())  # a path typed on the command line is relative to the shell's folder
         if "." in option:
-            _set_inside(steps[step_name], option, value, item)
+            _set_inside(steps[step_name], option, value, item, expand)
         else:
             steps[step_name][option] = value
     return config
 
 
-def _set_inside(entry: dict, option: str, value, item: str) -> None:
-    """`--set judge.llm.model=gpt-4o`: one key inside a mapping option (an LLM spec string is
-    expanded to its mapping first, so the other keys keep their values)."""
+def _set_inside(entry: dict, option: str, value, item: str, expand: Expand | None) -> None:
+    """`--set judge.llm.model=gpt-4o`: one key inside a mapping option (a string the catalog can
+    expand is expanded first, so the other keys keep their values)."""
     head, key = option.split(".", 1)
     current = entry.get(head)
-    if is_llm_option(head) and isinstance(current, str):
-        from notos.llms.spec import parse_spec
-
-        current = parse_spec(current)
+    if isinstance(current, str) and expand is not None:
+        current = expand(head, current) or current
     if not isinstance(current, dict) or "." in key:
         raise NotosError(f"--set {item}: option '{head}' is not a mapping with keys to set")
     entry[head] = {**current, key: value}
@@ -159,30 +166,9 @@ def replace_source(config: dict, input_path: str) -> dict:
     return config
 
 
-def is_llm_option(key: str) -> bool:
-    return key == "llm" or key.endswith("_llm")
-
-
-def point_llms(config: dict, base_url: str, model: str | None = None, api_key_env: str | None = None) -> dict:
-    """`--llm-base-url`: every LLM of the pipeline talks to one OpenAI-compatible server."""
-    from notos.llms.spec import point_at_server
-
-    config = copy.deepcopy(config)
-    changed = 0
-    for entry in config.get("steps") or []:
-        if not isinstance(entry, dict):
-            continue
-        factory = STEP_TYPES.get(entry.get("type"))
-        declared = set(inspect.signature(factory).parameters) if factory else set()
-        for key in {k for k in [*entry, *declared] if is_llm_option(k)}:
-            entry[key] = point_at_server(base_url, model, api_key_env)
-            changed += 1
-    if not changed:
-        raise NotosError("--llm-base-url: this pipeline has no LLM steps to point at a server")
-    return config
-
-
-def build_pipeline(config: dict, base_dir: str | Path = ".", origin: str = "pipeline") -> Pipeline:
+def build_pipeline(config: dict, base_dir: str | Path = ".", origin: str = "pipeline",
+                   catalog: Mapping[str, Callable] = ENGINE_STEPS) -> Pipeline:
+    """A graph from a config; `catalog` maps each `type:` to its step factory."""
     unknown = [k for k in config if k not in TOP_KEYS]
     if unknown:
         raise NotosError(f"{origin}: unknown key '{unknown[0]}' (keys: {', '.join(TOP_KEYS)})")
@@ -194,8 +180,6 @@ def build_pipeline(config: dict, base_dir: str | Path = ".", origin: str = "pipe
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise NotosError(f"{origin}: 'batch_size' must be a positive integer, got {batch_size!r}")
     base_dir = Path(base_dir).resolve()
-    if str(base_dir) not in sys.path:
-        sys.path.insert(0, str(base_dir))  # so `fn: my_steps:thing` finds my_steps.py beside the YAML
     steps: dict[str, Step] = {}
     for number, entry in enumerate(entries, 1):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry.get("name"):
@@ -203,7 +187,7 @@ def build_pipeline(config: dict, base_dir: str | Path = ".", origin: str = "pipe
         name = entry["name"]
         if name in steps:
             raise NotosError(f"{origin}: two steps are named '{name}'")
-        steps[name] = _build_step(entry, base_dir, origin)
+        steps[name] = _build_step(entry, base_dir, origin, catalog)
     for entry in entries:
         after = entry.get("after")
         parents = [after] if isinstance(after, str) else list(after or [])
@@ -217,22 +201,22 @@ def build_pipeline(config: dict, base_dir: str | Path = ".", origin: str = "pipe
     return Pipeline(*steps.values(), name=str(config.get("name", origin)), batch_size=batch_size)
 
 
-def _build_step(entry: dict, base_dir: Path, origin: str) -> Step:
+def _build_step(entry: dict, base_dir: Path, origin: str, catalog: Mapping[str, Callable]) -> Step:
     name, type_name = entry["name"], entry.get("type")
     if not type_name:
-        raise GraphError(f"step '{name}': missing 'type' (types: python, {', '.join(sorted(STEP_TYPES))})")
+        raise GraphError(f"step '{name}': missing 'type' (types: python, {', '.join(sorted(catalog))})")
     options = {k: v for k, v in entry.items() if k not in STEP_KEYS}
     for key, value in list(options.items()):
-        if _is_path_option(key, value):
+        if looks_like_path(key, value):
             options[key] = str(base_dir / value)  # paths in a pipeline file are relative to that file
     if type_name == "python":
-        factory = _import_step(name, entry.get("fn"))
+        factory = _import_step(name, entry.get("fn"), base_dir)
         return factory(name=name, **options)
     if "fn" in entry:
         raise GraphError(f"step '{name}': 'fn' is only for type: python")
-    factory = STEP_TYPES.get(type_name)
+    factory = catalog.get(type_name)
     if factory is None:
-        raise GraphError(f"step '{name}': unknown type '{type_name}' (types: python, {', '.join(sorted(STEP_TYPES))})")
+        raise GraphError(f"step '{name}': unknown type '{type_name}' (types: python, {', '.join(sorted(catalog))})")
     settings = {k: options.pop(k) for k in RUNNER_SETTINGS if k in options}
     check_options(name, factory, options, skip_first=False, strict=True)
     try:
@@ -241,19 +225,27 @@ def _build_step(entry: dict, base_dir: Path, origin: str) -> Step:
         raise GraphError(f"step '{name}': {exc}") from None
 
 
-def _is_path_option(key: str, value) -> bool:
-    return (
-        isinstance(value, str) and (key == "path" or key.endswith(("_path", "_file")))
-        and "://" not in value and not Path(value).is_absolute()
-    )
+@contextlib.contextmanager
+def _importable(folder: Path):
+    """`fn: my_steps:thing` finds my_steps.py beside the YAML; the folder is on sys.path only
+    while the module is imported, so building a pipeline leaves the process as it was."""
+    added = str(folder) not in sys.path
+    if added:
+        sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        if added:
+            sys.path.remove(str(folder))
 
 
-def _import_step(name: str, ref) -> StepFactory:
+def _import_step(name: str, ref, base_dir: Path) -> StepFactory:
     if not isinstance(ref, str) or ":" not in ref:
         raise GraphError(f"step '{name}': type python needs fn: module:function")
     module_name, _, attr = ref.partition(":")
     try:
-        target = importlib.import_module(module_name)
+        with _importable(base_dir):
+            target = importlib.import_module(module_name)
         for part in attr.split("."):
             target = getattr(target, part)
     except Exception as exc:  # noqa: BLE001 - any failure to import the user's module (SyntaxError too)
@@ -265,15 +257,17 @@ def _import_step(name: str, ref) -> StepFactory:
 
 
 def load_pipeline(path: str | Path, overrides: list[str] = (), input_path: str | None = None,
-                  llm_server: dict | None = None) -> tuple[Pipeline, dict]:
-    """Read, override and build a YAML pipeline; returns it with the resolved config."""
+                  catalog: Mapping[str, Callable] = ENGINE_STEPS, edit: Callable[[dict], dict] | None = None,
+                  expand: Expand | None = None) -> tuple[Pipeline, dict]:
+    """Read, override and build a YAML pipeline; returns it with the resolved config. `edit`
+    changes the config before the overrides apply (the recipe layer points LLMs at a server)."""
     config = read_config(path)
     if input_path is not None:
         config = replace_source(config, input_path)
-    if llm_server:
-        config = point_llms(config, **llm_server)
-    config = apply_overrides(config, list(overrides))
-    pipeline = build_pipeline(config, Path(path).parent, origin=str(path))
+    if edit is not None:
+        config = edit(config)
+    config = apply_overrides(config, list(overrides), expand)
+    pipeline = build_pipeline(config, Path(path).parent, origin=str(path), catalog=catalog)
     return pipeline, config
 
 

@@ -1,1 +1,48 @@
-"""Shipped recipes (YAML) and the small Python steps they use."""
+"""Shipped recipes (pipeline YAML here, training YAML in train/) and the loader that builds any
+pipeline file with every step type notos has (`catalog.STEPS`).
+
+    from notos.recipes import load_pipeline
+    pipeline, config = load_pipeline("ultrafeedback", ["rate.llm=openai:gpt-4o-mini"])
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from notos.errors import NotosError
+
+FOLDER = Path(__file__).parent
+
+
+def resolve(spec: str | Path) -> Path:
+    """A YAML path, or the name of a shipped pipeline recipe (`quickstart`)."""
+    path = Path(spec)
+    if path.exists() or path.suffix in (".yaml", ".yml"):
+        return path
+    shipped = FOLDER / f"{spec}.yaml"
+    if shipped.exists():
+        return shipped
+    raise NotosError(f"pipeline '{spec}': no such file and no shipped recipe of that name (recipes: {', '.join(names())})")
+
+
+def names() -> list[str]:
+    return sorted(p.stem for p in FOLDER.glob("*.yaml"))
+
+
+def load_pipeline(spec: str | Path, overrides=(), input_path: str | None = None, llm_server: dict | None = None):
+    """(Pipeline, resolved config) of a pipeline file or shipped recipe, with `--set` overrides,
+    `--input` and `--llm-base-url` (`llm_server`: base_url, model, api_key_env) applied."""
+    from notos.pipeline.yaml_io import load_pipeline as load
+    from notos.recipes.catalog import STEPS, expand_llm_spec, point_llms
+
+    edit = partial(point_llms, **llm_server) if llm_server else None
+    return load(resolve(spec), list(overrides), input_path, catalog=STEPS, edit=edit, expand=expand_llm_spec)
+
+
+def build_pipeline(config: dict, base_dir: str | Path = ".", origin: str = "pipeline"):
+    """A pipeline from a config mapping, with every step type notos has."""
+    from notos.pipeline.yaml_io import build_pipeline as build
+    from notos.recipes.catalog import STEPS
+
+    return build(config, base_dir, origin, catalog=STEPS)

@@ -47,6 +47,8 @@ def text_generation(
     system_prompt_pool: str | None = None,
     principle_weights: dict | None = None,
     pool_seed: str | int | None = None,
+    context_column: str | None = None,
+    temperature_column: str | None = None,
     *,
     name: str = "text_generation",
     **settings,
@@ -61,6 +63,10 @@ def text_generation(
     inputs = {instruction_column: "str"}
     if system_prompt_column:
         inputs[system_prompt_column] = "str"
+    if context_column:
+        inputs[context_column] = "list"
+    if temperature_column:
+        inputs[temperature_column] = "float"
     outputs = [output_column, "model_name", "finish_reason", "usage"] + (["logprobs"] if logprobs else [])
     if system_prompt_pool:
         outputs += ["principle", "system_prompt"]
@@ -70,6 +76,7 @@ def text_generation(
         "num_generations": num_generations, "max_new_tokens": max_new_tokens, "temperature": temperature,
         "top_p": top_p, "stop": stop, "seed": seed, "logprobs": logprobs, "allow_empty": allow_empty,
         "system_prompt_pool": system_prompt_pool, "principle_weights": principle_weights, "pool_seed": name if pool_seed is None else pool_seed,
+        "context_column": context_column, "temperature_column": temperature_column,
     }
     return llm_step(name=name, fn=generate_batch, inputs=inputs, outputs=outputs, options=options,
                     type_name="text_generation", settings=settings)
@@ -91,15 +98,38 @@ def check_pool(name: str, pool, weights, system_prompt, system_prompt_column) ->
             raise GraphError(f"step '{name}': option 'principle_weights': {exc}") from None
 
 
-def build_conversation(row: dict, instruction_column: str, system_prompt: str | None, system_prompt_column: str | None) -> list[dict]:
+def build_conversation(row: dict, instruction_column: str, system_prompt: str | None, system_prompt_column: str | None,
+                       context_column: str | None = None) -> list[dict]:
+    """[system], earlier (user, assistant) turns from `context_column` (MT-Bench turn 2), the instruction."""
     system = row.get(system_prompt_column) if system_prompt_column else system_prompt
     messages = [{"role": "system", "content": system}] if system else []
+    for user, assistant in (row.get(context_column) or []) if context_column else []:
+        messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
     return messages + [{"role": "user", "content": row[instruction_column]}]
+
+
+async def generate_by_temperature(client, conversations: list, params, temperatures: list) -> list:
+    """One request per temperature in the batch (a per-row temperature, e.g. MT-Bench's per category);
+    rows without one use the step's."""
+    import asyncio
+    from dataclasses import replace
+
+    groups: dict = {}
+    for i, value in enumerate(temperatures):
+        groups.setdefault(params.temperature if value is None else float(value), []).append(i)
+    results: list = [None] * len(conversations)
+    answers = await asyncio.gather(*(client.generate([conversations[i] for i in idx], replace(params, temperature=temp))
+                                     for temp, idx in groups.items()))
+    for idx, group_results in zip(groups.values(), answers):
+        for i, result in zip(idx, group_results):
+            results[i] = result
+    return results
 
 
 async def generate_batch(rows: list[dict], *, llm, instruction_column, system_prompt, system_prompt_column, output_column,
                          num_generations, max_new_tokens, temperature, top_p, stop, seed, logprobs, allow_empty,
-                         system_prompt_pool=None, principle_weights=None, pool_seed="") -> list[dict]:
+                         system_prompt_pool=None, principle_weights=None, pool_seed="", context_column=None,
+                         temperature_column=None) -> list[dict]:
     from notos.llms.spec import get_llm_async
     from notos.llms.types import GenerationParams
 
@@ -113,8 +143,9 @@ async def generate_batch(rows: list[dict], *, llm, instruction_column, system_pr
         drawn = [draw_system_prompt(f"{pool_seed}:{r['row_id']}", system_prompt_pool, principle_weights) for r in rows]
         rows = [{**r, "principle": principle, "system_prompt": prompt} for r, (principle, prompt) in zip(rows, drawn)]
         system_prompt_column = "system_prompt"
-    conversations = [build_conversation(r, instruction_column, system_prompt, system_prompt_column) for r in rows]
-    results = await client.generate(conversations, params)
+    conversations = [build_conversation(r, instruction_column, system_prompt, system_prompt_column, context_column) for r in rows]
+    results = await generate_by_temperature(client, conversations, params, [
+        r.get(temperature_column) if temperature_column else None for r in rows])
     out = []
     for row, result in zip(rows, results):
         new = {**row, "_tokens": result.prompt_tokens + result.completion_tokens}

@@ -1,0 +1,82 @@
+"""Every step type a pipeline file can name, and what the recipe layer knows about their options.
+
+The engine (`notos.pipeline`) knows only its own sources, routing and column steps; this
+catalog adds the tasks, curation and training steps and is handed to the YAML loader. A new
+step type goes here, by the name YAML uses (`type: text_generation`).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Callable
+
+from notos.curate import steps as curate_steps
+from notos.errors import NotosError
+from notos.pipeline.yaml_io import ENGINE_STEPS
+from notos.tasks import (critique, evol_instruct, lamini, llm_judge, pairwise_judge, quality_filter, self_instruct,
+                         system_prompts, text_generation, ultrafeedback_rating, ultrafeedback_records)
+from notos.train.reward_step import reward_score
+
+STEPS: dict[str, Callable] = {
+    **ENGINE_STEPS,
+    "text_generation": text_generation,
+    "ultrafeedback_rating": ultrafeedback_rating,
+    "critique": critique,
+    "ultrafeedback_records": ultrafeedback_records,
+    "llm_judge": llm_judge,
+    "pairwise_judge": pairwise_judge,
+    "self_instruct": self_instruct,
+    "lamini": lamini,
+    "evol_instruct": evol_instruct,
+    "system_prompts": system_prompts,
+    "quality_filter": quality_filter,
+    "decontaminate": curate_steps.decontaminate,
+    "dedup": curate_steps.dedup,
+    "audit": curate_steps.audit,
+    "binarize": curate_steps.binarize,
+    "reward_score": reward_score,
+}
+
+
+def is_llm_option(key: str) -> bool:
+    """By convention an option that names a model is `llm` or ends in `_llm` (`judge_llm`)."""
+    return key == "llm" or key.endswith("_llm")
+
+
+def llm_options(entry: dict) -> list[str]:
+    """The LLM options a step entry sets or its type declares (with a default)."""
+    factory = STEPS.get(entry.get("type"))
+    declared = set(inspect.signature(factory).parameters) if factory else set()
+    return sorted(k for k in {*entry, *declared} if is_llm_option(k))
+
+
+def expand_llm_spec(option: str, value: str) -> dict | None:
+    """`--set rate.llm.model=x` on `llm: openai:gpt-4o`: the spec's mapping form, to edit one key."""
+    if not is_llm_option(option):
+        return None
+    from notos.llms.spec import parse_spec
+
+    return parse_spec(value)
+
+
+def point_llms(config: dict, base_url: str, model: str | None = None, api_key_env: str | None = None) -> dict:
+    """`--llm-base-url`: every LLM of the pipeline talks to one OpenAI-compatible server."""
+    from notos.llms.spec import point_at_server
+
+    config = copy.deepcopy(config)
+    changed = 0
+    for entry in config.get("steps") or []:
+        if isinstance(entry, dict):
+            for key in llm_options(entry):
+                entry[key] = point_at_server(base_url, model, api_key_env)
+                changed += 1
+    if not changed:
+        raise NotosError("--llm-base-url: this pipeline has no LLM steps to point at a server")
+    return config
+
+
+def all_embedded(config: dict) -> bool:
+    """Whether every LLM the config names is the embedded model (the quickstart's honesty note)."""
+    llms = [v for step in config.get("steps") or [] if isinstance(step, dict) for k, v in step.items() if is_llm_option(k)]
+    return bool(llms) and all(v == "embedded" for v in llms)
