@@ -316,7 +316,8 @@ class Breakdown:
         return wrapper
 
     def patches(self) -> ExitStack:
-        import notos.pipeline.executors.local as local
+        import notos.pipeline.executors.batches as batches
+        import notos.pipeline.executors.reading as reading
         import notos.pipeline.planner as planner
         import notos.pipeline.sources as sources
         import notos.pipeline.store as store
@@ -341,10 +342,10 @@ class Breakdown:
         for key in keys.values():  # report in this order
             self.seconds[key], self.calls[key] = 0.0, 0
         p(sources, "iter_batches", self.timed_iter(keys["read"], sources.iter_batches))
-        p(local, "assign_row_ids", self.timed(keys["ids"], local.assign_row_ids))
-        p(local, "batch_signature", self.timed(keys["sig"], local.batch_signature))
+        p(reading, "assign_row_ids", self.timed(keys["ids"], reading.assign_row_ids))
+        p(reading, "batch_signature", self.timed(keys["sig"], reading.batch_signature))
         p(planner.Planner, "actions", self.timed(keys["plan"], planner.Planner.actions))
-        p(local, "merge_parents", self.timed(keys["merge"], local.merge_parents))
+        p(batches, "merge_parents", self.timed(keys["merge"], batches.merge_parents))
         p(store.RunStore, "commit", self.timed(keys["commit"], store.RunStore.commit))
         p(store, "rows_to_table", self.timed(keys["table"], store.rows_to_table))
         p(store, "pq", _Proxy(pq, write_table=self.timed(keys["write"], pq.write_table)))

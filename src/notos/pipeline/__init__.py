@@ -2,7 +2,7 @@
 
 from notos.pipeline.columns import drop_columns, filter_rows, group_columns, keep_columns, rename_columns
 from notos.pipeline.decorators import global_step, source, step
-from notos.pipeline.executors import LocalExecutor, RunResult
+from notos.pipeline.executors import Executor, LocalExecutor, RunResult, SyncExecutor
 from notos.pipeline.graph import Pipeline
 from notos.pipeline.results import load_run
 from notos.pipeline.routing import sample_n
@@ -11,10 +11,11 @@ from notos.pipeline.step import Step
 from notos.pipeline.yaml_io import build_pipeline, load_pipeline, to_config, to_yaml
 
 
-def run(pipeline: Pipeline, out_dir, *, limit: int | None = None, progress: bool = True, executor=None,
+def run(pipeline: Pipeline, out_dir, *, limit: int | None = None, progress: bool = True, executor: Executor | None = None,
         retry_failed: bool = False) -> RunResult:
     """Run (or resume) a pipeline into `out_dir`. A step stands for the graph it is part of.
-    `retry_failed`: rows that failed in an earlier run go through their steps again."""
+    `retry_failed`: rows that failed in an earlier run go through their steps again.
+    `executor`: LocalExecutor() unless given (see notos.pipeline.executors.Executor)."""
     from notos.pipeline.store import redact
 
     if isinstance(pipeline, Step):
@@ -27,7 +28,7 @@ def run(pipeline: Pipeline, out_dir, *, limit: int | None = None, progress: bool
 
 
 __all__ = [
-    "LocalExecutor", "Pipeline", "RunResult", "Step", "build_pipeline", "drop_columns", "filter_rows", "from_rows",
-    "global_step", "group_columns", "keep_columns", "load_data", "load_pipeline", "load_run", "rename_columns", "run",
-    "sample_n", "source", "step", "to_config", "to_yaml",
+    "Executor", "LocalExecutor", "Pipeline", "RunResult", "Step", "SyncExecutor", "build_pipeline", "drop_columns",
+    "filter_rows", "from_rows", "global_step", "group_columns", "keep_columns", "load_data", "load_pipeline", "load_run",
+    "rename_columns", "run", "sample_n", "source", "step", "to_config", "to_yaml",
 ]

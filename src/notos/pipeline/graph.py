@@ -15,6 +15,10 @@ from notos.errors import GraphError
 from notos.pipeline.step import Step, type_name_of
 
 DEFAULT_BATCH_SIZE = 50
+# Run folders record the scheme their fingerprints were made with. 2: built-in steps are
+# identified by type name and version, not by their source (see Step.code_identity);
+# executors/migrate.py carries a scheme-1 folder's cache over once.
+FINGERPRINT_SCHEME = 2
 
 
 class Pipeline:
@@ -53,16 +57,20 @@ class Pipeline:
         """
         result: dict[str, str] = {}
         for step in self.steps:
-            if step.kind == "source":
-                # A source's batches are content-addressed (see store.batch_signature): where the
-                # rows came from does not matter, only what they are and how they are cut.
-                parts = [f"source|batch_size={self.batch_size}"]
-            else:
-                parts = [step.own_hash()] + [result[p.name] for p in step.parents]
-            if step.kind == "global" and data_ids:
-                parts.extend(data_ids.get(s.name, "") for s in _ancestor_sources(step))
-            result[step.name] = hashlib.sha256("|".join(parts).encode()).hexdigest()
+            result[step.name] = self.fingerprint(step, [result[p.name] for p in step.parents], data_ids)
         return result
+
+    def fingerprint(self, step: Step, parent_fingerprints: list[str], data_ids: dict[str, str] | None = None) -> str:
+        """One step's fingerprint, given its parents' (see `fingerprints`)."""
+        if step.kind == "source":
+            # A source's batches are content-addressed (see store.batch_signature): where the
+            # rows came from does not matter, only what they are and how they are cut.
+            parts = [f"source|batch_size={self.batch_size}"]
+        else:
+            parts = [step.own_hash(), *parent_fingerprints]
+        if step.kind == "global" and data_ids:
+            parts.extend(data_ids.get(s.name, "") for s in _ancestor_sources(step))
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
     def segment_root(self, step: Step) -> Step:
         """The source or global step whose batches this step sees (batch ids count from it)."""

@@ -1,8 +1,14 @@
-"""Per-step progress bars (rows, rows/s, ETA, failures) and the per-step stats record."""
+"""Per-step progress bars (rows, rows/s, ETA, failures) and the per-step stats record.
+
+`RunStats` is the only thing that changes a run's numbers: executors and the shared batch
+code call its methods, so what each counter means is written down once, here.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 from rich.console import Console
@@ -43,6 +49,57 @@ class StepStats:
         data["commit_seconds"] = round(self.commit_seconds, 3)
         data["rows_per_s"] = round(self.rows_in / self.seconds, 1) if self.seconds > 0 else None
         return data
+
+
+class RunStats:
+    """A run's counters, one `StepStats` per step, mirrored on the progress bars if shown.
+
+    rows_in      rows a step computed on in this run (not the rows it loaded or kept)
+    rows_out     rows a step passed on (or, for a leaf, wrote): computed or loaded
+    rows_failed  rows that failed in this step (rows failed upstream pass through uncounted)
+    rows_cached  rows loaded from a committed batch, or kept from one by `retry_failed`
+    batches      batches a step passed on with rows
+    """
+
+    def __init__(self, step_names: list[str]):
+        self.steps = {name: StepStats() for name in step_names}
+        self.bars: StepProgress | None = None
+
+    def computed(self, step: str, rows_in: int, failed: int = 0, tokens: int = 0) -> None:
+        stats = self.steps[step]
+        stats.rows_in += rows_in
+        stats.rows_failed += failed
+        stats.tokens += tokens
+
+    def kept(self, step: str, rows: int) -> None:
+        """Rows a retried batch keeps from its committed version instead of computing again."""
+        self.steps[step].rows_cached += rows
+
+    @contextmanager
+    def busy(self, step: str) -> Iterator[None]:
+        """Time a step's computation; overlapping batches of one step count once."""
+        stats = self.steps[step]
+        stats.begin()
+        try:
+            yield
+        finally:
+            stats.end()
+
+    def committed(self, step: str, seconds: float) -> None:
+        self.steps[step].commit_seconds += seconds
+
+    def passed(self, step: str, rows: int, cached: bool = False) -> None:
+        """A batch leaves the step: computed here, or loaded (`cached`) from an earlier run."""
+        stats = self.steps[step]
+        stats.rows_out += rows
+        stats.batches += 1
+        if cached:
+            stats.rows_cached += rows
+        if self.bars is not None:
+            self.bars.advance(step, rows, stats.rows_failed)
+
+    def record(self) -> dict[str, dict]:
+        return {name: stats.record() for name, stats in self.steps.items()}
 
 
 class RateColumn(TextColumn):

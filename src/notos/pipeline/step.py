@@ -61,6 +61,9 @@ class Step:
     join: Callable[[list[list[dict] | None]], list[dict]] | None = None
     count: Callable[[], int | None] | None = None  # sources: row count for progress bars, if cheap
     ref: str = ""  # "module:function" of a Python step, for YAML and the fingerprint
+    # Built-in steps: part of the fingerprint instead of the source; bump it when the step's
+    # results change for the same options (Python steps are fingerprinted by their source).
+    version: int = 1
     # Awaited once when a run ends, however it ends: e.g. closing an LLM client's sessions.
     teardown: Callable[[], Awaitable[None]] | None = None
     # The part of the options that decides the results, for the fingerprint: connection
@@ -101,7 +104,14 @@ class Step:
         return inspect.iscoroutinefunction(self.fn)
 
     def code_identity(self) -> str:
-        """What of the code goes into the fingerprint: editing a Python step reruns it."""
+        """What of the code goes into the fingerprint.
+
+        A Python step (`type_name == "python"`) is its source: editing it reruns it. A built-in
+        step is its type name and `version`, not its source, so refactoring notos does not
+        void every user's cache; whoever changes what a built-in returns bumps its `version`.
+        """
+        if self.type_name != "python":
+            return f"{self.type_name}@{self.version}"
         try:
             source = inspect.getsource(self.fn)
         except (OSError, TypeError):

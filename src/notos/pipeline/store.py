@@ -1,6 +1,6 @@
 """The run folder: committed batches, the resolved config, stats and a manifest.
 
-    RUN/manifest.json        what ran: steps, fingerprints, status, leaves
+    RUN/manifest.json        what ran: steps, fingerprints (and their scheme), status, leaves
     RUN/pipeline.yaml        the resolved pipeline (secrets redacted)
     RUN/stats.json           per-step rows in/out/failed, seconds, tokens
     RUN/data/LEAF/*.parquet  each leaf's rows after the last complete run
@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -27,37 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from notos.errors import NotosError
-
-if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
-    # Arrow's default mimalloc pool keeps freed batch buffers for reuse, so a long run's RSS
-    # climbs with every committed part (191 vs 140 MB over 12k LLM rows, bench/README.md);
-    # the system allocator hands them back. Users who set the variable keep their choice.
-    pa.set_memory_pool(pa.system_memory_pool())
-
-
-class _HidePandas:
-    def find_spec(self, name, path=None, target=None):
-        if name == "pandas" or name.startswith("pandas."):
-            raise ImportError("pandas is hidden while pyarrow checks its list inputs")
-        return None
-
-
-def _spare_pandas_import() -> None:
-    """pyarrow imports pandas (+50 MB RSS, ~0.4 s) the first time it converts a Python list,
-    only to ask whether the list is a pandas object. Let that first check find no pandas:
-    pyarrow then stops asking for lists, and still imports pandas whenever a caller really
-    needs it (`Table.to_pandas`, `from_pandas`), because those calls retry the import."""
-    if "pandas" in sys.modules:
-        return
-    hide = _HidePandas()
-    sys.meta_path.insert(0, hide)
-    try:
-        pa.array([0])
-    finally:
-        sys.meta_path.remove(hide)
-
-
-_spare_pandas_import()
+from notos.version import __version__
 
 PART = re.compile(r"^part-(\d{6,})-([0-9a-f]{12})\.(parquet|empty)$")
 # Beside a part that holds failed rows: `--retry-failed` finds them without reading every part.
@@ -115,9 +84,16 @@ class RunStore:
         self.root = Path(root)
         self._committed: dict[str, dict[int, set[str]]] = {}
         self._failed: dict[str, set[tuple[int, str]]] = {}
+        self._manifest: dict = {}
 
-    # -- set-up -----------------------------------------------------------------------
-    def open(self, manifest: dict, pipeline_yaml: str) -> None:
+    # -- the run's life: open, then complete or fail ----------------------------------
+    def open(self, plan: dict, pipeline_yaml: str) -> None:
+        """Start a run here: check the folder, undo what a killed run left half-done, write the
+        manifest (status "running") and the resolved config.
+
+        `plan` says what runs: `pipeline` (its name), `batch_size`, `limit`,
+        `fingerprint_scheme`, `steps` (name -> kind, fingerprint, parents) and `leaves` (names).
+        """
         if self.root.exists() and not self.root.is_dir():
             raise NotosError(f"--out {self.root}: exists and is not a folder")
         if self.root.is_dir() and any(self.root.iterdir()) and not (self.root / "manifest.json").exists():
@@ -126,9 +102,36 @@ class RunStore:
         (self.root / "data").mkdir(exist_ok=True)
         self._recover()
         previous = self.manifest()
-        manifest = {**manifest, "history": (previous.get("history", []) + [previous.get("last_run")] if previous.get("last_run") else [])[-20:]}
-        self.write_manifest(manifest)
+        steps = {
+            name: {**entry, "cache": str(self.step_dir(name, entry["fingerprint"]).relative_to(self.root))}
+            for name, entry in plan.get("steps", {}).items()
+        }
+        self._manifest = {
+            "notos_version": __version__, "pipeline": plan.get("pipeline"), "batch_size": plan.get("batch_size"),
+            "limit": plan.get("limit"), "fingerprint_scheme": plan.get("fingerprint_scheme"),
+            "status": "running", "started_at": now(), "steps": steps,
+            "leaves": {leaf: f"data/{leaf}" for leaf in plan.get("leaves", ())},
+            # The last 20 complete runs in this folder: what each produced, with which limit
+            # (a failed run has no `last_run`, and no longer wipes the history).
+            "history": (previous.get("history", []) + ([previous["last_run"]] if previous.get("last_run") else []))[-20:],
+        }
+        self.write_manifest(self._manifest)
         atomic_write_bytes(self.root / "pipeline.yaml", pipeline_yaml.encode())
+
+    def complete(self, rows: dict[str, int], seconds: float, stats: dict) -> None:
+        """The run finished: record its rows per leaf (data/ is already swapped in)."""
+        finished = now()
+        self._manifest.update(status="complete", finished_at=finished, seconds=round(seconds, 3), rows=rows)
+        self._manifest["last_run"] = {"finished_at": finished, "rows": rows, "limit": self._manifest.get("limit")}
+        self.write_stats(stats)
+        self.write_manifest(self._manifest)
+
+    def fail(self, error: BaseException, stats: dict) -> None:
+        """The run stopped early; what it committed stays for the next run to resume from."""
+        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        self._manifest.update(status=status, error=str(error)[:500], finished_at=now())
+        self.write_stats(stats)
+        self.write_manifest(self._manifest)
 
     def _recover(self) -> None:
         """Undo what a killed run left half-done: temp files, a half-swapped data folder."""
