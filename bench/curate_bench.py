@@ -27,7 +27,7 @@ def run_notos(data: str, benchmark: str) -> dict:
     from notos.curate.binarize import binarize
     from notos.curate.compare import compare
     from notos.curate.decontaminate import decontaminate, read_benchmark
-    from notos.curate.formats import read_completions
+    from notos.data.records import read_completions
 
     times = {}
     t = time.perf_counter()

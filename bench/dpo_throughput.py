@@ -74,7 +74,7 @@ def median_run(runs: list[dict]) -> dict:
 
 
 def write_pairs(path: Path, n: int) -> None:
-    source = (ROOT / "src/notos/train/data/quickstart_pairs.jsonl").read_text().splitlines()
+    source = (ROOT / "src/notos/recipes/data/quickstart_pairs.jsonl").read_text().splitlines()
     path.write_text("".join(source[i % len(source)] + "\n" for i in range(n)))
 
 

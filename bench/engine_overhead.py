@@ -316,6 +316,7 @@ class Breakdown:
         return wrapper
 
     def patches(self) -> ExitStack:
+        import notos.data.atomic as atomic
         import notos.pipeline.executors.batches as batches
         import notos.pipeline.executors.reading as reading
         import notos.pipeline.planner as planner
@@ -333,9 +334,9 @@ class Breakdown:
             "commit": "store.commit (total; in threads)",
             "table": "  commit: rows_to_table (Table.from_pylist)",
             "write": "  commit: pq.write_table (to .tmp file)",
-            "replace": "store: os.replace, every call (parts, manifest, stats)",
-            "dirsync": "store: _fsync_dir, every call (after each part, manifest, stats)",
-            "fsync": "store: os.fsync, every call (parts, dirs, manifest, stats)",
+            "replace": "atomic: os.replace, every call (parts, manifest, stats)",
+            "dirsync": "atomic: fsync_dir, every call (after each part, manifest, stats)",
+            "fsync": "atomic: os.fsync, every call (parts, dirs, manifest, stats)",
             "load": "store.load (read a committed batch)",
             "mat": "store.materialize (data/ hard links)",
         }
@@ -349,8 +350,8 @@ class Breakdown:
         p(store.RunStore, "commit", self.timed(keys["commit"], store.RunStore.commit))
         p(store, "rows_to_table", self.timed(keys["table"], store.rows_to_table))
         p(store, "pq", _Proxy(pq, write_table=self.timed(keys["write"], pq.write_table)))
-        p(store, "os", _Proxy(os, fsync=self.timed(keys["fsync"], os.fsync), replace=self.timed(keys["replace"], os.replace)))
-        p(store, "_fsync_dir", self.timed(keys["dirsync"], store._fsync_dir))
+        p(atomic, "os", _Proxy(os, fsync=self.timed(keys["fsync"], os.fsync), replace=self.timed(keys["replace"], os.replace)))
+        p(atomic, "fsync_dir", self.timed(keys["dirsync"], atomic.fsync_dir))
         p(store.RunStore, "load", self.timed(keys["load"], store.RunStore.load))
         p(store.RunStore, "materialize", self.timed(keys["mat"], store.RunStore.materialize))
         return stack
@@ -358,11 +359,11 @@ class Breakdown:
     @staticmethod
     def no_fsync() -> ExitStack:
         """Diagnostic only: the store's fsync calls become no-ops (no durability on power loss)."""
-        import notos.pipeline.store as store
+        import notos.data.atomic as atomic
 
         stack = ExitStack()
-        stack.enter_context(mock.patch.object(store, "os", _Proxy(os, fsync=lambda fd: None)))
-        stack.enter_context(mock.patch.object(store, "_fsync_dir", lambda path: None))
+        stack.enter_context(mock.patch.object(atomic, "os", _Proxy(os, fsync=lambda fd: None)))
+        stack.enter_context(mock.patch.object(atomic, "fsync_dir", lambda path: None))
         return stack
 
     def report(self) -> dict:

@@ -1,6 +1,6 @@
 """notos: data-first LLM alignment."""
 
-from notos.version import __version__
+from notos.version import __version__  # noqa: F401 - notos.__version__ is public
 
 
 def __getattr__(name):

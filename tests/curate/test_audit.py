@@ -12,7 +12,7 @@ import pytest
 
 from notos.curate import lexicon
 from notos.curate.audit import audit
-from notos.curate.schema import completions_from_rows
+from notos.data.completions import completions_from_rows
 from notos.errors import DataError, NotosError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -320,7 +320,7 @@ def test_curate_data_script_writes_ultrafeedback_records(tmp_path):
 
 
 def test_generated_data_audits_as_planted(tmp_path):
-    from notos.curate.formats import prompt_ids, read_completions
+    from notos.data.records import prompt_ids, read_completions
 
     out, truth = tmp_path / "uf.parquet", tmp_path / "truth.json"
     subprocess.run([sys.executable, str(ROOT / "bench" / "curate_data.py"), "--n", "400", "--out", str(out),

@@ -11,7 +11,7 @@ from notos.curate.binarize import (
     binarize_stats,
     completion_scores,
 )
-from notos.curate.schema import completions_from_rows
+from notos.data.completions import completions_from_rows
 from notos.errors import DataError, NotosError
 
 NA = "N/A"
@@ -194,7 +194,7 @@ def test_bad_options_and_empty_input():
 def test_stats_travel_with_the_pairs_parquet(tmp_path):
     import pyarrow.parquet as pq
 
-    from notos.curate.formats import write_table
+    from notos.data.tables import write_table
 
     c = completions({"p": [(9.0, None), (2.0, None)], "q": [(1.0, None)]})
     write_table(binarize(c, "overall", seed=7), tmp_path, formats=("parquet",))

@@ -7,7 +7,7 @@ import pytest
 
 from notos.curate.binarize import binarize
 from notos.curate.compare import compare
-from notos.curate.schema import completions_from_rows
+from notos.data.completions import completions_from_rows
 from notos.errors import NotosError
 
 

@@ -132,3 +132,20 @@ def test_bad_input_is_one_line_and_nothing_is_lost(cli, tmp_path):
     write_records(bad, [record])
     done = cli("curate", "binarize", bad, "--out", tmp_path / "o5")
     assert done.returncode == 2 and "instruction_following" in done.stderr and "6" in done.stderr
+
+
+def test_an_output_folder_chains_as_its_data_and_a_cut_swap_is_recovered(cli, tmp_path):
+    out = tmp_path / "deduped"
+    assert cli("curate", "dedup", dataset(tmp_path), "--out", out).returncode == 0
+    assert (out / "clusters.parquet").exists()  # beside data.parquet, and not data
+    by_folder, by_file = tmp_path / "p1", tmp_path / "p2"
+    assert cli("curate", "binarize", out, "--out", by_folder, "--strategy", "mean").returncode == 0
+    assert cli("curate", "binarize", out / "data.parquet", "--out", by_file, "--strategy", "mean").returncode == 0
+    assert pq.read_table(by_folder / "data.parquet").equals(pq.read_table(by_file / "data.parquet"))
+    # Killed between the two renames of the swap: the old output waits aside as .p1.old. The next
+    # command puts it back before checking --out, then replaces it.
+    by_folder.rename(tmp_path / ".p1.old")
+    done = cli("curate", "binarize", out, "--out", by_folder, "--strategy", "overall")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((by_folder / "config.json").read_text())["options"]["strategy"] == "overall"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -17,7 +17,7 @@ from notos.curate.decontaminate import (
     normalize,
     read_benchmark,
 )
-from notos.curate.schema import completions_from_rows
+from notos.data.completions import completions_from_rows
 from notos.errors import NotosError
 
 

@@ -18,7 +18,7 @@ from notos.curate.dedup import (
     minhash_signatures,
     shingle_hash32,
 )
-from notos.curate.schema import completions_from_rows
+from notos.data.completions import completions_from_rows
 from notos.errors import NotosError
 
 # 104 words -> 100 word 5-grams. One word changed in the middle touches 5 of them: the two texts

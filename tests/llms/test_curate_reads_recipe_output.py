@@ -4,7 +4,7 @@ one-overall-rating variant, every LLM at the loopback server."""
 from test_ultrafeedback_recipe import pool_args
 
 from notos.curate.binarize import binarize, binarize_stats
-from notos.curate.formats import prompt_ids, read_completions, read_raw
+from notos.data.records import prompt_ids, read_completions, read_raw
 from notos.pipeline import load_run
 
 

@@ -51,6 +51,40 @@ def test_set_layers_on_yaml_and_parses_values_as_yaml():
     assert staged.stages[-1].recipe.beta == 0.3 and staged.stages[0].recipe.limit == 5
 
 
+def test_training_recipes_live_in_the_recipes_room(tmp_path, monkeypatch):
+    from notos.train import launch
+    from notos.train.recipes import ROOM, SHIPPED, SHIPPED_DATA, find_recipe
+
+    assert ROOM.name == "recipes" and ROOM.parent.name == "notos"
+    assert find_recipe("quickstart-dpo") == SHIPPED / "quickstart-dpo.yaml" and SHIPPED == ROOM / "train"
+    assert launch.SHIPPED == ROOM / "accelerate"
+    # The YAML's relative data path is read from its own folder: recipes/data/.
+    assert load_recipe("quickstart-dpo").stages[0].recipe.data == str(SHIPPED_DATA / "quickstart_pairs.jsonl")
+    assert load_recipe("quickstart-sft").stages[0].recipe.data == str(SHIPPED_DATA / "quickstart_sft.jsonl")
+    # --set goes through notos.overrides: a path typed in a shell is read from the shell's folder,
+    # hf:// stays, on a staged recipe's stage too.
+    monkeypatch.chdir(tmp_path)
+    r = load_recipe("quickstart-dpo", ["data=pairs.jsonl", "eval_data=hf://o/n"]).stages[0].recipe
+    assert (r.data, r.eval_data) == (str(tmp_path / "pairs.jsonl"), "hf://o/n")
+    staged = load_recipe("openbezoar", ["lamini.data=mine.parquet"])
+    assert staged.stages[0].recipe.data == str(tmp_path / "mine.parquet")
+    assert "expected key=value" in one_line_error(lambda: load_recipe("quickstart-dpo", ["beta"]))
+
+
+def test_trainers_import_the_shared_helpers_not_the_dispatcher():
+    """run.py picks a trainer; sft/dpo/reward import shared.py and never run.py back."""
+    import ast
+    from pathlib import Path
+
+    import notos.train
+
+    folder = Path(notos.train.__file__).parent
+    for name in ("sft", "dpo", "reward", "shared"):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert "notos.train.run" not in imported, name
+
+
 def test_unknown_key_names_it_and_lists_the_valid_ones():
     message = one_line_error(lambda: load_recipe("quickstart-dpo", ["bta=0.1"]))
     assert "unknown key 'bta'" in message and "beta" in message and "learning_rate" in message

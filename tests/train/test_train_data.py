@@ -5,7 +5,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from notos.errors import DataError
-from notos.train.data import preference_rows, sft_rows, split_off
+from notos.data.locate import locate
+from notos.train.data import preference_rows, sft_rows, sources, split_off
 
 USER = [{"role": "user", "content": "What is 2 + 2?"}]
 GOOD = [{"role": "assistant", "content": "4."}]
@@ -85,3 +86,18 @@ def test_held_out_split_is_reproducible_and_disjoint():
     assert len(held) == 8 and len(train) == 32 and not {r["i"] for r in train} & {r["i"] for r in held}
     assert split_off(rows, 0.2, seed=1) == (train, held)
     assert split_off(rows, 0.0, seed=1) == (rows, [])
+
+
+def test_a_run_folder_is_its_one_leaf_not_its_cache(tmp_path):
+    # What a `notos run` pipeline that binarizes writes: data/<leaf>/part-N.parquet, a cache beside.
+    run = tmp_path / "run"
+    (run / "data" / "pairs").mkdir(parents=True)
+    (run / "cache" / "pairs-0123").mkdir(parents=True)
+    rows = [{"prompt": "q", "chosen": "a", "rejected": "b", "row_id": str(i)} for i in range(3)]
+    pq.write_table(pa.Table.from_pylist(rows[1:]), run / "data" / "pairs" / "part-000001.parquet")
+    pq.write_table(pa.Table.from_pylist(rows[:1]), run / "data" / "pairs" / "part-000000.parquet")
+    pq.write_table(pa.Table.from_pylist(rows), run / "cache" / "pairs-0123" / "part-000000-abc.parquet")
+    (run / "manifest.json").write_text('{"leaves": {"pairs": "data/pairs"}}')
+    assert sources(str(run)) == [str(f) for f in locate(run).files]
+    assert [p["chosen"] for p in preference_rows(str(run), as_chat=False)] == ["a", "a", "a"]
+    assert sources("hf://owner/name") == ["hf://owner/name"]

@@ -9,7 +9,7 @@ from pathlib import Path
 from notos.train.recipes import load_recipe
 from notos.train.run import run_recipe
 
-DATA = Path(__file__).resolve().parents[2] / "src" / "notos" / "train" / "data"
+DATA = Path(__file__).resolve().parents[2] / "src" / "notos" / "recipes" / "data"
 PAIRS = DATA / "quickstart_pairs.jsonl"
 CONVERSATIONS = DATA / "quickstart_sft.jsonl"
 # Small enough for a shared 2-core CPU: a step of these takes a second or two.

@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from notos.curate.schema import Completions, rating_column
+from notos.data.completions import Completions, rating_column
 from notos.errors import DataError, NotosError
 
 STRATEGIES = ("overall", "mean", "best-worst", "all-pairs")

@@ -34,12 +34,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from notos.curate.schema import Completions
+from notos.data.completions import Completions
+from notos.data.locate import SUFFIXES
 from notos.errors import DataError, NotosError
 
 EXCERPT_CHARS = 200
 TEXT_SUFFIXES = (".txt", ".text")
-ROW_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet", ".pq", ".csv", ".tsv")
+ROW_SUFFIXES = tuple(SUFFIXES)  # every file `notos.data.locate` knows
 TEXT_COLUMNS = ("prompt", "instruction", "question", "text")  # tried in this order
 ID_COLUMNS = ("question_id", "id", "idx", "uid")
 REMOVAL_SCHEMA = pa.schema([

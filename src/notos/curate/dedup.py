@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from notos.curate.decontaminate import WordHashes, drop_prompts, first_row_per_prompt, split_words, word_values
-from notos.curate.schema import Completions
+from notos.data.completions import Completions
 from notos.errors import NotosError
 
 RECALL_WEIGHTS = (0.05, 0.95)  # MinHashLSH's (false positive, false negative) weights

@@ -1,14 +1,14 @@
 """The output folder every `notos curate` command writes, and its report.
 
-A command writes into a fresh temporary folder beside OUT and swaps it in at the end, so a
-failure half-way leaves the previous OUT as it was. OUT must be new, empty, or an earlier
-output of notos curate: anything else is refused rather than overwritten.
+A command writes into a fresh temporary folder beside OUT and swaps it in at the end
+(`notos.data.atomic.replace_folder`), so a failure half-way leaves the previous OUT as it was.
+OUT must be new, empty, or an earlier output of notos curate: anything else is refused rather
+than overwritten.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,8 +18,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from notos.curate import report as sections
-from notos.report import html as page
+from notos.data.atomic import recover_folder, replace_folder, temp_path
 from notos.errors import NotosError
+from notos.report import html as page
 
 TOOL = "notos curate"
 
@@ -39,9 +40,10 @@ def start(out: Path, command: str, input_path: Path, options: dict) -> Path:
     out, input_path = Path(out).resolve(), Path(input_path).resolve()
     if out == input_path or out in input_path.parents:
         raise NotosError(f"--out {out}: it would overwrite the input {input_path}; choose another folder")
+    recover_folder(out)  # a swap a crash cut short: the previous output comes back first
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and _tool_of(out) != TOOL)):
         raise NotosError(f"--out {out}: exists and is not an output of notos curate; choose another folder")
-    work = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    work = temp_path(out)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     config = {"tool": TOOL, "command": command, "input": str(input_path), "options": options, "out": str(out)}
@@ -57,13 +59,13 @@ def _tool_of(folder: Path) -> str | None:
 
 
 def read_input(input_path: Path, format: str):
-    from notos.curate.formats import read_completions
+    from notos.data.records import read_completions
 
     return read_completions(input_path, format=format)
 
 
 def read_input_raw(input_path: Path, format: str):
-    from notos.curate.formats import normalize, read_raw
+    from notos.data.records import normalize, read_raw
 
     raw = read_raw(input_path)
     return raw, normalize(raw, format=format, origin=str(input_path))
@@ -71,9 +73,9 @@ def read_input_raw(input_path: Path, format: str):
 
 def keep_rows(raw: pa.Table, kept, origin: str) -> pa.Table:
     """The raw input rows whose prompt survived, in the input's own shape."""
-    from notos.curate.formats import prompt_ids
+    from notos.data.records import COMPLETION_COLUMNS, prompt_ids
 
-    if {"prompt_id", "completion_index", "response"} <= set(raw.column_names):
+    if set(COMPLETION_COLUMNS) <= set(raw.column_names):
         return kept.table  # the input was a completions table already
     wanted = pc.unique(kept.table.column("prompt_id"))
     return raw.filter(pc.is_in(prompt_ids(raw, origin), value_set=wanted))
@@ -114,18 +116,13 @@ def write_extra(folder: Path, name: str, table: pa.Table) -> None:
 
 
 def finish(folder: Path, data: pa.Table, stats: dict, jsonl: bool) -> Path:
-    from notos.curate.formats import write_table
+    from notos.data.tables import write_table
 
     write_table(data, folder, formats=("parquet", "jsonl") if jsonl else ("parquet",))
     (folder / "stats.json").write_text(json.dumps(stats, indent=2, default=str))
     build_report(folder)
     final = Path(json.loads((folder / "config.json").read_text())["out"])
-    old = final.with_name(f".{final.name}.old-{os.getpid()}")
-    if final.exists():
-        final.rename(old)
-    folder.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-    return final
+    return replace_folder(folder, final)
 
 
 def print_summary(command: str, stats: dict) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from notos.curate.schema import Completions, na_column, rating_column
+from notos.data.completions import Completions, na_column, rating_column
 from notos.report.html import figure, png, pyplot, table_html
 
 MAX_SCATTER = 20_000  # points drawn in a scatter; more only blurs it and bloats the page

@@ -32,14 +32,14 @@ def _global(name: str, fn, options: dict, type_name: str, outputs=(), columns_af
 
 
 def _completions(rows: list[dict], format: str):
-    from notos.curate.formats import normalize
+    from notos.data.records import normalize
 
     raw = pa.Table.from_pylist([{k: v for k, v in r.items() if k != "_error"} for r in rows])
     return raw, normalize(raw, format=format, origin="pipeline rows")
 
 
 def _kept_rows(rows: list[dict], raw: pa.Table, kept) -> list[dict]:
-    from notos.curate.formats import prompt_ids
+    from notos.data.records import prompt_ids
 
     keep = set(kept.table.column("prompt_id").to_pylist())
     return [row for row, pid in zip(rows, prompt_ids(raw).to_pylist()) if pid in keep]
@@ -106,7 +106,7 @@ def audit(max_gap: float = 0.5, rationale_check: str = "lexicon", format: str = 
 
 def audit_rows(rows, *, max_gap, rationale_check, format):
     from notos.curate.audit import audit as run
-    from notos.curate.formats import prompt_ids
+    from notos.data.records import prompt_ids
 
     if not rows:
         return rows

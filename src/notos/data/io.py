@@ -1,65 +1,47 @@
 """Read and write rows as JSONL, Parquet, CSV or Hugging Face `datasets`.
 
 Readers stream batches of plain dicts so a pipeline's memory stays flat whatever the file
-size. Every failure a user can cause becomes a one-line `DataError` naming the file.
+size; what a path holds (a file, a folder of parts, a run or curate folder, a saved dataset,
+hf://) is `locate`'s call. Every failure a user can cause becomes a one-line `DataError`
+naming the file.
 """
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from notos.data.atomic import atomic_file
+from notos.data.locate import HUB_PREFIX, SUFFIXES, locate
 from notos.errors import DataError
 
 FORMATS = ("jsonl", "parquet", "csv", "hf", "hub")
-_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv"}
-HUB_PREFIX = "hf://"
-
-
-def detect_format(path: str) -> str:
-    if str(path).startswith(HUB_PREFIX):
-        return "hub"
-    p = Path(path)
-    if p.is_dir():
-        if (p / "dataset_info.json").exists() or (p / "dataset_dict.json").exists() or (p / "state.json").exists():
-            return "hf"
-        if any(p.glob("*.parquet")):
-            return "parquet"
-        raise DataError(f"{path}: folder is neither a saved Hugging Face dataset nor a folder of Parquet files")
-    fmt = _SUFFIXES.get(p.suffix.lower())
-    if fmt is None:
-        raise DataError(f"{path}: unknown file type '{p.suffix or '(none)'}' (use .jsonl, .json, .parquet, .csv or a saved dataset folder)")
-    return fmt
-
-
-def _check_file(path: str) -> None:
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"{path}: no such file")
-    if p.is_file() and p.stat().st_size == 0:
-        raise DataError(f"{path}: file is empty (no rows)")
 
 
 def iter_batches(path: str, batch_size: int = 1000, split: str | None = None) -> Iterator[list[dict]]:
-    """Yield lists of row dicts from a file, at most `batch_size` each."""
-    fmt = detect_format(path)
-    if fmt == "hub":
-        yield from _iter_hub(path[len(HUB_PREFIX):], batch_size, split)
-        return
-    _check_file(path)
+    """Yield lists of row dicts from whatever `path` holds (see `locate`), at most `batch_size` each."""
+    location = locate(path)
+    if location.kind == "hub":
+        yield from _iter_hub(str(path)[len(HUB_PREFIX):], batch_size, split)
+    elif location.kind == "saved":
+        yield from _iter_saved_dataset(str(path), batch_size, split)
+    else:
+        for file in location.data_files():
+            yield from _iter_file(file, location.format, batch_size)
+
+
+def _iter_file(file: Path, fmt: str, batch_size: int) -> Iterator[list[dict]]:
+    path = str(file)
     if fmt == "jsonl":
         yield from _iter_jsonl(path, batch_size)
     elif fmt == "json":
         yield from _chunks(_read_json_array(path), batch_size)
     elif fmt == "parquet":
-        yield from _iter_parquet(path, batch_size)
-    elif fmt == "csv":
-        yield from _iter_csv(path, batch_size)
+        yield from _iter_parquet(file, batch_size)
     else:
-        yield from _iter_saved_dataset(path, batch_size, split)
+        yield from _iter_csv(path, batch_size)
 
 
 def read_rows(path: str, split: str | None = None) -> list[dict]:
@@ -70,13 +52,18 @@ def read_rows(path: str, split: str | None = None) -> list[dict]:
 def count_rows(path: str) -> int | None:
     """Row count without reading the data where the format allows (for progress bars)."""
     try:
-        fmt = detect_format(path)
-        if fmt == "parquet":
-            files = sorted(Path(path).glob("*.parquet")) if Path(path).is_dir() else [Path(path)]
+        location = locate(path)
+        if location.kind in ("hub", "saved"):
+            return None
+        files = location.data_files()
+        if location.format == "parquet":
             return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-        if fmt == "jsonl":
-            with open(path, "rb") as fh:
-                return sum(1 for line in fh if line.strip())
+        if location.format == "jsonl":
+            total = 0
+            for file in files:
+                with open(file, "rb") as fh:
+                    total += sum(1 for line in fh if line.strip())
+            return total
     except (OSError, pa.ArrowException, DataError):
         return None
     return None
@@ -136,15 +123,13 @@ def _read_json_array(path: str) -> list[dict]:
     return data
 
 
-def _iter_parquet(path: str, batch_size: int) -> Iterator[list[dict]]:
-    files = sorted(Path(path).glob("*.parquet")) if Path(path).is_dir() else [Path(path)]
-    for file in files:
-        try:
-            reader = pq.ParquetFile(file)
-        except (pa.ArrowException, OSError) as exc:
-            raise DataError(f"{file}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
-        for record_batch in reader.iter_batches(batch_size=batch_size):
-            yield record_batch.to_pylist()
+def _iter_parquet(file: Path, batch_size: int) -> Iterator[list[dict]]:
+    try:
+        reader = pq.ParquetFile(file)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{file}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+    for record_batch in reader.iter_batches(batch_size=batch_size):
+        yield record_batch.to_pylist()
 
 
 def _iter_csv(path: str, batch_size: int) -> Iterator[list[dict]]:
@@ -238,40 +223,37 @@ def write_rows(path: str, rows: list[dict] | pa.Table) -> Path:
             table = pa.Table.from_pylist([{k: r.get(k) for k in names} for r in rows])
         except pa.ArrowException as exc:
             table = None
-            if _SUFFIXES.get(Path(path).suffix.lower()) not in ("jsonl", "json"):
+            if SUFFIXES.get(Path(path).suffix.lower()) not in ("jsonl", "json"):
                 raise DataError(f"{path}: cannot write these rows ({str(exc).splitlines()[0]})") from None
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fmt = _SUFFIXES.get(target.suffix.lower(), "hf")
+    fmt = SUFFIXES.get(target.suffix.lower(), "hf")
     if fmt == "hf":
         import datasets
 
         datasets.Dataset(table).save_to_disk(str(target))
         return target
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
-        if fmt == "parquet":
-            pq.write_table(table, tmp)
-        elif fmt == "csv":
-            import pyarrow.csv as pacsv
-
-            delimiter = "\t" if target.suffix.lower() == ".tsv" else ","
-            pacsv.write_csv(table, tmp, pacsv.WriteOptions(delimiter=delimiter))
-        else:
-            plain = table.to_pylist() if table is not None and isinstance(rows, pa.Table) else list(rows)
-            with open(tmp, "w", encoding="utf-8") as fh:
-                if fmt == "json":
-                    json.dump(plain, fh, ensure_ascii=False, default=str)
-                    fh.write("\n")
-                else:
-                    for row in plain:
-                        fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, pa.ArrowException):
-            raise DataError(f"{path}: cannot write as {fmt} ({str(exc).splitlines()[0]})") from None
-        raise
+        with atomic_file(target) as tmp:
+            _write_file(tmp, fmt, table, rows, delimiter="\t" if target.suffix.lower() == ".tsv" else ",")
+    except pa.ArrowException as exc:
+        raise DataError(f"{path}: cannot write as {fmt} ({str(exc).splitlines()[0]})") from None
     return target
+
+
+def _write_file(tmp: Path, fmt: str, table: pa.Table | None, rows, delimiter: str) -> None:
+    if fmt == "parquet":
+        pq.write_table(table, tmp)
+    elif fmt == "csv":
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, tmp, pacsv.WriteOptions(delimiter=delimiter))
+    else:
+        plain = table.to_pylist() if table is not None and isinstance(rows, pa.Table) else list(rows)
+        with open(tmp, "w", encoding="utf-8") as fh:
+            if fmt == "json":
+                json.dump(plain, fh, ensure_ascii=False, default=str)
+                fh.write("\n")
+            else:
+                for row in plain:
+                    fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")

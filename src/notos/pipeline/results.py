@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from notos.data.locate import locate
 from notos.errors import NotosError
 
 
@@ -16,23 +16,18 @@ def load_run(run_dir: str | Path):
     """
     import datasets
     import pyarrow as pa
-    import pyarrow.parquet as pq
+
+    from notos.data.tables import read_parquet
 
     root = Path(run_dir)
-    manifest_path = root / "manifest.json"
-    if not manifest_path.exists():
+    location = locate(root) if root.is_dir() else None
+    if location is None or location.kind != "run":
         raise NotosError(f"{root}: not a notos run folder (no manifest.json)")
-    manifest = json.loads(manifest_path.read_text())
     result = {}
-    for leaf, rel in manifest.get("leaves", {}).items():
-        folder = root / rel
-        if not folder.is_dir():
-            raise NotosError(f"{root}: leaf '{leaf}' has no data yet (status: {manifest.get('status')}); rerun the pipeline to finish it")
-        files = sorted(folder.glob("part-*.parquet"), key=lambda f: int(f.stem.split("-")[1]))  # numeric: no width limit
-        tables = [pq.read_table(f) for f in files]
-        if tables:
-            table = pa.concat_tables(tables, promote_options="permissive")
-        else:
-            table = pa.table({"row_id": pa.array([], pa.string())})
+    for leaf, files in location.leaves.items():
+        if files is None:
+            raise NotosError(f"{root}: leaf '{leaf}' has no data yet (status: {location.manifest.get('status')}); "
+                             "rerun the pipeline to finish it")
+        table = read_parquet(list(files), str(root)) if files else pa.table({"row_id": pa.array([], pa.string())})
         result[leaf] = datasets.Dataset(table)
     return datasets.DatasetDict(result)

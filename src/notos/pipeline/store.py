@@ -25,6 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from notos.data.atomic import atomic_file, atomic_write_bytes, recover_folder, replace_folder
 from notos.errors import NotosError
 from notos.version import __version__
 
@@ -52,24 +53,6 @@ def redact(value):
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(target: Path, data: bytes) -> None:
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
-    _fsync_dir(target.parent)
 
 
 def rows_to_table(rows: list[dict]) -> pa.Table:
@@ -141,11 +124,7 @@ class RunStore:
         for new in data.glob(".*.new"):
             shutil.rmtree(new, ignore_errors=True)
         for old in data.glob(".*.old"):
-            leaf = data / old.name[1:-4]
-            if leaf.exists():
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                old.rename(leaf)
+            recover_folder(data / old.name[1:-4])
 
     def manifest(self) -> dict:
         path = self.root / "manifest.json"
@@ -208,13 +187,8 @@ class RunStore:
                 table = rows_to_table(rows)
             except (pa.ArrowException, TypeError, ValueError) as exc:
                 raise NotosError(f"step '{step}': cannot store batch {index}: {str(exc).splitlines()[0]} (a column holds values of mixed types)") from None
-            target = self._part(step, fingerprint, index, sig, "parquet")
-            tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-            pq.write_table(table, tmp)
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-            _fsync_dir(folder)
+            with atomic_file(self._part(step, fingerprint, index, sig, "parquet")) as tmp:
+                pq.write_table(table, tmp)
         else:
             atomic_write_bytes(self._part(step, fingerprint, index, sig, "empty"), b"")
         if not has_failed and (index, sig) in failed_marks:  # a retried batch that now succeeds
@@ -249,7 +223,7 @@ class RunStore:
     def materialize(self, leaf: str, fingerprint: str, parts: list[tuple[int, str]]) -> int:
         """Swap data/LEAF for the parts of this run, in batch order (hard links, no copies)."""
         data = self.root / "data"
-        new, old, final = data / f".{leaf}.new", data / f".{leaf}.old", data / leaf
+        new = data / f".{leaf}.new"
         shutil.rmtree(new, ignore_errors=True)
         new.mkdir()
         rows = 0
@@ -265,11 +239,7 @@ class RunStore:
             rows += pq.ParquetFile(dst).metadata.num_rows
         unify_part_schemas(sorted(new.glob("part-*.parquet")))
         (new / "_notos.json").write_text(json.dumps({"step": leaf, "fingerprint": fingerprint, "rows": rows}))
-        if final.exists():
-            final.rename(old)
-        new.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-        _fsync_dir(data)
+        replace_folder(new, data / leaf)
         return rows
 
     def write_stats(self, stats: dict) -> None:
@@ -290,9 +260,8 @@ def unify_part_schemas(files: list[Path]) -> None:
             continue
         # Through Python rows: pyarrow's own promotion of nested structs builds invalid arrays.
         table = pa.Table.from_pylist(pq.read_table(path).to_pylist(), schema=unified)
-        tmp = path.with_suffix(".tmp")
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
+        with atomic_file(path) as tmp:
+            pq.write_table(table, tmp)
 
 
 def now() -> str:

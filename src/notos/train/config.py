@@ -55,7 +55,7 @@ class Common:
     precision: str = "auto"  # auto: bf16 on a GPU that has it, fp16 on one that does not, fp32 on CPU
     gradient_checkpointing: bool = False
     threads: int | None = None  # CPU threads (default: half the cores, at most 8: a busy shared CPU collapses more)
-    accelerate_config: str | None = None  # for `accelerate launch`; see src/notos/train/accelerate/
+    accelerate_config: str | None = None  # for `accelerate launch`; see src/notos/recipes/accelerate/
     # Output
     logging_steps: int = 1
     save_steps: int = 50

@@ -4,7 +4,7 @@ distributed setup from the environment accelerate sets. Nothing else changes.
 
     notos train dpo --recipe zephyr-dpo --set accelerate_config=deepspeed_zero3
 
-Shipped configs (src/notos/train/accelerate/): multi_gpu (DDP), deepspeed_zero2,
+Shipped configs (src/notos/recipes/accelerate/): multi_gpu (DDP), deepspeed_zero2,
 deepspeed_zero3 (`pip install deepspeed`); or a path to your own accelerate YAML.
 """
 
@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 from notos.errors import NotosError
-from notos.train.recipes import Recipe
+from notos.train.recipes import ROOM, Recipe
 
-SHIPPED = Path(__file__).parent / "accelerate"
+SHIPPED = ROOM / "accelerate"
 
 
 def config_of(recipe: Recipe) -> Path | None:

@@ -17,6 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from notos.data.atomic import replace_folder
 from notos.errors import NotosError
 
 MARKER = "notos-converted.json"  # written last: a folder without it is an interrupted conversion
@@ -116,15 +117,13 @@ def merge_adapter(adapter_dir: Path, out: Path) -> Path:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             merged = load_adapter_model(adapter_dir).merge_and_unload()
-            scratch = out.with_name(f".{out.name}.partial")
+            scratch = out.with_name(f".{out.name}.partial")  # one name: a crashed merge's is cleared here
             shutil.rmtree(scratch, ignore_errors=True)
             merged.save_pretrained(scratch, safe_serialization=True)
     finally:
         transformers.logging.enable_progress_bar()
     AutoTokenizer.from_pretrained(str(adapter_dir)).save_pretrained(scratch)
-    shutil.rmtree(out, ignore_errors=True)
-    scratch.rename(out)
-    return out
+    return replace_folder(scratch, out)
 
 
 def load_adapter_model(adapter_dir: Path, dtype=None):

@@ -10,9 +10,10 @@
       - {name: lamini, kind: sft, data: ...}
       - {name: dpo, kind: dpo, beta: 0.1}
 
-`--set key=value` (values parsed as YAML) sets a key; on a staged recipe it sets the key in
-every stage that has it, `--set STAGE.key=value` in one. An unknown key is a one-line error
-that lists the valid ones.
+Shipped recipes live in src/notos/recipes/train/ (their data in recipes/data/). `--set key=value`
+(`notos.overrides`, the parser every command shares: values read as YAML) sets a key; on a
+staged recipe it sets the key in every stage that has it, `--set STAGE.key=value` in one. An
+unknown key is a one-line error that lists the valid ones.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from notos.errors import NotosError
+from notos.overrides import parse_override
 from notos.train.config import (DEVICES, LOSS_ON, METHODS, PATH_KEYS, PRECISIONS, RECIPE_TYPES, REFERENCES, Common,
                                 DPORecipe, SFTRecipe)
 
-SHIPPED = Path(__file__).parent / "recipes"
+ROOM = Path(__file__).resolve().parents[1] / "recipes"  # every shipped recipe: pipelines here, training below
+SHIPPED = ROOM / "train"  # training recipes; a relative path in one is read from this folder
+SHIPPED_DATA = ROOM / "data"  # the small data files recipes ship with
 STAGED_KEYS = ("description", "defaults", "stages")
 
 
@@ -149,7 +151,7 @@ def _override_plain(raw: dict, overrides, origin: str) -> dict:
     raw = copy.deepcopy(raw)
     keys = typing.get_type_hints(RECIPE_TYPES.get(raw.get("kind"), Common))
     for item in overrides:
-        key, value = _parse_set(item)
+        key, value = parse_override(item, _is_path)
         if "." in key:
             raise NotosError(f"--set {item}: '{key.split('.')[0]}' is not a stage (this recipe has no stages)")
         if key not in keys:
@@ -168,7 +170,7 @@ def _override_staged(raw: dict, overrides, origin: str) -> dict:
         raise NotosError(f"{origin}: 'stages' must be a non-empty list of mappings, each with a 'name'")
     by_name = {s["name"]: s for s in stages}
     for item in overrides:
-        key, value = _parse_set(item)
+        key, value = parse_override(item, _is_path)
         if "." in key:
             stage, key = key.split(".", 1)
             if stage not in by_name:
@@ -198,24 +200,15 @@ def _build_stages(raw: dict, origin: str) -> list[Stage]:
     return out
 
 
-def _parse_set(item: str):
-    key, sep, text = item.partition("=")
-    if not sep or not key:
-        raise NotosError(f"--set {item}: expected key=value")
-    try:
-        value = yaml.safe_load(text) if text else ""
-    except yaml.YAMLError:
-        value = text
-    if key.split(".")[-1] in PATH_KEYS and isinstance(value, str) and not value.startswith("hf://"):
-        value = str(Path(value).resolve())  # typed in a shell: relative to its folder
-    return key, value
+def _is_path(key: str, value: str) -> bool:
+    """Recipe keys that hold a local path; typed in a shell, they are read from its folder."""
+    return key in PATH_KEYS and not value.startswith("hf://")
 
 
 def _with_paths_from(raw: dict, base: Path) -> dict:
     """Relative paths in a YAML file are relative to that file."""
     def fix(entry: dict) -> dict:
-        return {k: (str((base / v).resolve()) if k in PATH_KEYS and isinstance(v, str) and not v.startswith("hf://")
-                    else v) for k, v in entry.items()}
+        return {k: (str((base / v).resolve()) if isinstance(v, str) and _is_path(k, v) else v) for k, v in entry.items()}
 
     raw = fix(raw)
     if isinstance(raw.get("stages"), list):

@@ -15,7 +15,7 @@ from notos.train import outputs
 from notos.train.args import peft_config, training_args
 from notos.train.config import RMRecipe
 from notos.train.models import load_model, load_tokenizer
-from notos.train.run import begin, fit, prepare_kbit
+from notos.train.shared import begin, fit, prepare_kbit
 
 
 def run_rm(r: RMRecipe, out: Path) -> dict:

@@ -16,7 +16,7 @@ from notos.train.args import peft_config, training_args
 from notos.train.config import SFTRecipe
 from notos.train.data import sft_rows
 from notos.train.models import load_model, load_tokenizer
-from notos.train.run import begin, fit, prepare_kbit
+from notos.train.shared import begin, fit, prepare_kbit
 
 
 def run_sft(r: SFTRecipe, out: Path) -> dict:

@@ -1,6 +1,6 @@
-"""Read preference data in the shapes it comes in and turn it into the completions table.
+"""Preference records in the shapes they come in, turned into the completions table.
 
-    raw = read_raw("runs/uf")                    # a file, a folder of Parquet parts, a run folder
+    raw = read_raw("runs/uf")                    # whatever `locate` finds: a file, parts, a run folder
     completions = normalize(raw, origin="runs/uf")
     completions = read_completions("ultrafeedback.jsonl")   # both at once
 
@@ -23,16 +23,14 @@ caller can filter the raw rows by the ids curation kept and write them back in t
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from notos.curate.schema import (
+from notos.data.completions import (
     UF_ASPECTS,
     Completions,
     na_column,
@@ -40,6 +38,8 @@ from notos.curate.schema import (
     rationale_column,
     schema_for,
 )
+from notos.data.locate import locate
+from notos.data.tables import read_table, table_from_rows
 from notos.errors import DataError
 
 FORMATS = ("auto", "ultrafeedback", "generic", "completions")
@@ -55,25 +55,18 @@ def read_completions(path_or_table, *, format: str = "auto", aspects=None) -> Co
 
 
 def read_raw(path_or_table, only_needed: bool = False) -> pa.Table:
-    """The input as it is: a Parquet file or folder of parts, JSONL / JSON, a notos run folder
-    (its single leaf), a saved `datasets` folder, a Table or a list of dicts."""
+    """The input as it is: whatever `locate` finds at a path (a Parquet / JSONL / JSON file, a folder
+    of parts, a run folder's one leaf, a curate output, a saved `datasets` folder), a Table or a
+    list of dicts. `only_needed`: skip the UltraFeedback fields the completions table never reads."""
     if isinstance(path_or_table, pa.Table):
         return path_or_table
     if isinstance(path_or_table, list):
-        return _table_from_rows(path_or_table, "input")
-    path = Path(path_or_table)
-    if not path.exists():
-        raise DataError(f"{path}: no such file or folder")
-    if path.is_dir():
-        return _read_folder(path, only_needed)
-    suffix = path.suffix.lower()
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: file is empty (no rows)")
-    if suffix in (".parquet", ".pq"):
-        return _read_parquet([path], path, only_needed)
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        return _read_json(path)
-    raise DataError(f"{path}: unknown file type '{suffix or '(none)'}' (use .parquet, .jsonl, .json or a folder)")
+        return table_from_rows(path_or_table, "input")
+    location = locate(path_or_table)
+    if location.format == "csv":  # records nest lists of structs: CSV cannot hold them
+        raise DataError(f"{path_or_table}: unknown file type '{Path(path_or_table).suffix.lower()}' for preference "
+                        "data (use .parquet, .jsonl, .json or a folder)")
+    return read_table(location, columns=_needed_columns if only_needed else None)
 
 
 def detect_format(raw: pa.Table, origin: str = "input") -> str:
@@ -91,7 +84,7 @@ def detect_format(raw: pa.Table, origin: str = "input") -> str:
 
 
 def normalize(raw: pa.Table, *, format: str = "auto", aspects=None, origin: str = "input") -> Completions:
-    """The raw table as one row per completion (see `notos.curate.schema`)."""
+    """The raw table as one row per completion (see `notos.data.completions`)."""
     if format not in FORMATS:
         raise DataError(f"{origin}: unknown format '{format}' (choose from {', '.join(FORMATS)})")
     if format == "auto":
@@ -126,53 +119,6 @@ def prompt_ids(raw: pa.Table, origin: str = "input") -> pa.Array:
     return positions
 
 
-def write_table(table: pa.Table, out_dir, formats=("parquet", "jsonl")) -> list[Path]:
-    """Write `data.parquet` (and `data.jsonl`) into out_dir, each atomically; returns the paths."""
-    from notos.data.io import write_rows
-
-    unknown = [f for f in formats if f not in ("parquet", "jsonl")]
-    if unknown:
-        raise DataError(f"unknown output format '{unknown[0]}' (use parquet or jsonl)")
-    out = Path(out_dir)
-    return [write_rows(str(out / f"data.{fmt}"), table) for fmt in formats]
-
-
-# --- reading files -------------------------------------------------------------------------------
-
-def _read_folder(path: Path, only_needed: bool = False) -> pa.Table:
-    manifest = path / "manifest.json"
-    if manifest.exists():  # a notos run folder: read its one leaf
-        try:
-            leaves = json.loads(manifest.read_text()).get("leaves") or {}
-        except (json.JSONDecodeError, OSError, AttributeError) as exc:
-            raise DataError(f"{manifest}: not a readable run manifest ({exc})") from None
-        if len(leaves) != 1:
-            raise DataError(f"{path}: run has leaves {', '.join(leaves) or '(none)'}; pass one of them as "
-                            f"{path}/data/<leaf>")
-        ((leaf, rel),) = leaves.items()
-        folder = path / rel
-        if not folder.is_dir():
-            raise DataError(f"{path}: leaf '{leaf}' has no data yet ({folder} is missing)")
-        return _read_folder(folder, only_needed)
-    if any(path.glob("*.parquet")):  # a leaf's data/<leaf>/ (its _notos.json is not data)
-        return _read_parquet(sorted(path.glob("*.parquet"), key=_part_order), path, only_needed)
-    if any((path / name).exists() for name in ("dataset_info.json", "dataset_dict.json", "state.json")):
-        import datasets
-
-        data = datasets.load_from_disk(str(path))
-        if isinstance(data, datasets.DatasetDict):
-            if len(data) != 1:
-                raise DataError(f"{path}: dataset has splits {', '.join(data)}; pass one split's folder")
-            data = next(iter(data.values()))
-        return data.with_format("arrow")[:]  # honours a saved selection (indices mapping)
-    raise DataError(f"{path}: folder holds no Parquet files, run manifest or saved dataset")
-
-
-def _part_order(file: Path):
-    match = re.fullmatch(r"part-(\d+)", file.stem)
-    return (0, int(match.group(1)), "") if match else (1, 0, file.name)
-
-
 # Leaves of UltraFeedback records the completions table never reads: skipping them when only
 # the completions are wanted reads a full-size file ~40% faster (nested Parquet decodes slowly).
 _UNUSED_LEAVES = re.compile(r"\.(principle|custom_system_prompt|fine-grained_score)$|\.Type\.|"
@@ -180,50 +126,11 @@ _UNUSED_LEAVES = re.compile(r"\.(principle|custom_system_prompt|fine-grained_sco
                             r"\.(truthfulness|helpfulness)\.Rationale$")
 
 
-def _needed_columns(file: Path) -> list[str] | None:
-    schema = pq.ParquetFile(file).schema
-    paths = [schema.column(i).path for i in range(len(schema))]
+def _needed_columns(paths: list[str]) -> list[str] | None:
+    """A Parquet file's column paths minus the leaves above (None: not UltraFeedback records)."""
     if not any(p.startswith("completions.") for p in paths):
         return None
     return [p for p in paths if not _UNUSED_LEAVES.search(p)]
-
-
-def _read_parquet(files: list[Path], origin: Path, only_needed: bool = False) -> pa.Table:
-    tables = []
-    for file in files:
-        try:
-            columns = _needed_columns(file) if only_needed else None
-            tables.append(pq.ParquetFile(file).read(columns=columns) if columns else pq.read_table(file))
-        except (pa.ArrowException, OSError) as exc:
-            raise DataError(f"{file}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
-    try:
-        return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
-    except pa.ArrowException as exc:
-        raise DataError(f"{origin}: Parquet parts have clashing schemas ({str(exc).splitlines()[0]})") from None
-
-
-def _read_json(path: Path) -> pa.Table:
-    import pyarrow.json as pajson
-
-    with open(path, "rb") as fh:
-        head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-    if head != b"[":
-        try:  # JSON lines: Arrow's reader infers nested types and is fast
-            return pajson.read_json(path, read_options=pajson.ReadOptions(block_size=1 << 24))
-        except pa.ArrowException:
-            pass  # mixed types across rows or a malformed line: the row-wise reader says which
-    from notos.data.io import read_rows
-
-    return _table_from_rows(read_rows(str(path)), str(path))
-
-
-def _table_from_rows(rows: list[dict], origin: str) -> pa.Table:
-    if not rows:
-        raise DataError(f"{origin}: no rows")
-    try:
-        return pa.Table.from_pylist(rows)
-    except (pa.ArrowException, TypeError) as exc:
-        raise DataError(f"{origin}: rows do not share one type per field ({str(exc).splitlines()[0]})") from None
 
 
 # --- the three shapes ----------------------------------------------------------------------------

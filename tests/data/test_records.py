@@ -1,4 +1,5 @@
-"""Reading UltraFeedback records, the generic form and the completions table into one table."""
+"""Reading UltraFeedback records, the generic form and the completions table into one table
+(`notos.data.records`)."""
 
 import json
 
@@ -6,15 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from notos.curate.formats import (
-    detect_format,
-    normalize,
-    prompt_ids,
-    read_completions,
-    read_raw,
-    write_table,
-)
-from notos.curate.schema import schema_for
+from notos.data.completions import schema_for
+from notos.data.records import detect_format, normalize, prompt_ids, read_completions, read_raw
+from notos.data.tables import write_table
 from notos.errors import DataError
 
 
@@ -261,3 +256,4 @@ def test_unreadable_files_are_one_line_errors(tmp_path):
     (tmp_path / "bad.parquet").write_text("not parquet")
     with pytest.raises(DataError, match=r"bad.parquet: not a readable Parquet file"):
         read_raw(tmp_path / "bad.parquet")
+

@@ -1,6 +1,6 @@
 """The one table every curation tool works on: one row per completion.
 
-Readers (`notos.curate.formats`) turn UltraFeedback records, the `ultrafeedback` recipe's output
+Readers (`notos.data.records`) turn UltraFeedback records, the `ultrafeedback` recipe's output
 and the generic form (prompt, responses, scores per criterion) into it; audit, binarize, compare
 and the report read it column-wise (pyarrow / numpy), never row by row, so 256k completions take
 well under a second.
