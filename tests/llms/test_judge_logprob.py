@@ -1,41 +1,34 @@
 """Verdicts read from the judge's probabilities (judge mode logprob): a small local judge, which
 rarely finishes `[[N]]` on its own, still gives a verdict for every answer."""
 
-import asyncio
 import json
 
 import pytest
 
-from notos.llms.types import CandidateScores, GenerationParams
+from notos.llms.types import CandidateScores
 from notos.pipeline import from_rows, load_run, run
 from notos.tasks import judges
-from notos.tasks.judge_calls import PAIRWISE_CANDIDATES, PREFIX, SINGLE_CANDIDATES, ask_judge
+from notos.tasks.judge_calls import PAIRWISE_CANDIDATES, PREFIX, SINGLE_CANDIDATES, judge_ask, judge_text
 from notos.tasks.judge_steps import llm_judge, pairwise_judge
-
-
-class ScoringOnly:
-    """Stands in for a backend's scoring call, to check how probabilities become verdicts."""
-
-    def __init__(self, logprobs):
-        self.logprobs, self.calls = logprobs, []
-
-    async def score_candidates(self, conversations, candidates, prefix=""):
-        self.calls.append((candidates, prefix))
-        return [CandidateScores(logprobs=lp) if isinstance(lp, dict) else CandidateScores(error=lp) for lp in self.logprobs]
 
 
 def test_probabilities_become_verdicts_the_parsers_read():
     import math
 
-    single = {c: None for c in SINGLE_CANDIDATES} | {"8]]": math.log(0.75), "4]]": math.log(0.25)}
-    judge = ScoringOnly([single, "backend down"])
-    results = asyncio.run(ask_judge(judge, [[], []], GenerationParams(), "logprob", "single"))
-    assert judges.parse_single(results[0].texts[0])["score"] == pytest.approx(7.0)  # 0.75*8 + 0.25*4
-    assert results[1].error == "backend down"
-    assert judge.calls[0] == (SINGLE_CANDIDATES, PREFIX)
-    pair = ScoringOnly([{"A]]": -2.0, "B]]": -0.5, "C]]": -3.0}])
-    [verdict] = asyncio.run(ask_judge(pair, [[]], GenerationParams(), "logprob", "pairwise"))
-    assert judges.parse_pairwise(verdict.texts[0])["winner"] == "B" and pair.calls[0][0] == PAIRWISE_CANDIDATES
+    single = CandidateScores(logprobs={c: None for c in SINGLE_CANDIDATES} | {"8]]": math.log(0.75), "4]]": math.log(0.25)})
+    assert judges.parse_single(judge_text(single, "single"))["score"] == pytest.approx(7.0)  # 0.75*8 + 0.25*4
+    assert judge_text(CandidateScores(logprobs={c: None for c in SINGLE_CANDIDATES}), "single") is None
+    pair = CandidateScores(logprobs={"A]]": -2.0, "B]]": -0.5, "C]]": -3.0})
+    assert judges.parse_pairwise(judge_text(pair, "pairwise"))["winner"] == "B"
+
+
+def test_auto_mode_scores_on_local_models_and_asks_servers_for_text():
+    messages = [{"role": "user", "content": "q"}]
+    local = judge_ask(messages, "single", "auto", "embedded")
+    assert local.candidates == tuple(SINGLE_CANDIDATES) and local.prefix == PREFIX
+    assert judge_ask(messages, "pairwise", "logprob", "openai:gpt-4o").candidates == tuple(PAIRWISE_CANDIDATES)
+    assert judge_ask(messages, "single", "auto", "openai:gpt-4o").candidates == ()
+    assert judge_ask(messages, "single", "text", "embedded").candidates == ()
 
 
 @pytest.fixture(scope="module")

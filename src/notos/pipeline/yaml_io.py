@@ -31,23 +31,25 @@ import yaml
 from notos.data.io import iter_batches
 from notos.errors import GraphError, NotosError
 from notos.overrides import looks_like_path, parse_override
-from notos.pipeline import columns, routing, sources
+from notos.pipeline.columns import drop_columns, filter_rows, group_columns, keep_columns, rename_columns
 from notos.pipeline.decorators import RUNNER_SETTINGS, StepFactory, check_options
 from notos.pipeline.graph import DEFAULT_BATCH_SIZE, Pipeline
+from notos.pipeline.routing import sample_n
+from notos.pipeline.sources import from_rows, load_data
 from notos.pipeline.step import Step
 
 TOP_KEYS = ("name", "description", "note", "batch_size", "steps")  # note: printed after a run
 STEP_KEYS = ("name", "type", "after", "fn", "enabled")
 DEFAULT_SETTINGS = {"concurrency": 1, "row_concurrency": 64, "workers": "inline"}
 ENGINE_STEPS: dict[str, Callable] = {
-    "load_data": sources.load_data,
-    "from_rows": sources.from_rows,
-    "sample_n": routing.sample_n,
-    "keep_columns": columns.keep_columns,
-    "rename_columns": columns.rename_columns,
-    "drop_columns": columns.drop_columns,
-    "filter_rows": columns.filter_rows,
-    "group_columns": columns.group_columns,
+    "load_data": load_data,
+    "from_rows": from_rows,
+    "sample_n": sample_n,
+    "keep_columns": keep_columns,
+    "rename_columns": rename_columns,
+    "drop_columns": drop_columns,
+    "filter_rows": filter_rows,
+    "group_columns": group_columns,
 }
 # `--set step.option.key=value` on an option that holds a string: the catalog may know how to
 # expand it into a mapping first (an LLM spec "openai:gpt-4o" -> {backend, model}).

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from notos.tasks.critique import critique_messages, parse_critique
-from notos.tasks.llm_steps import check_llm, check_params, llm_step
+from notos.tasks.llm_steps import Ask, LLMTask, lists, llm_step, options_of
 
 if TYPE_CHECKING:
     from notos.pipeline.step import Step
@@ -32,41 +32,24 @@ def critique(
     name: str = "critique",
     **settings,
 ) -> Step:
-    check_llm(name, llm)
-    check_params(name, max_new_tokens=max_new_tokens, temperature=temperature)
-    options = {"llm": llm, "instruction_column": instruction_column, "generations_column": generations_column,
-               "max_new_tokens": max_new_tokens, "temperature": temperature}
-    return llm_step(name=name, fn=critique_batch, inputs={instruction_column: "str", generations_column: "any"},
-                    outputs=("critiques", "overall_scores", "critique_errors", "critique_model"), options=options,
-                    type_name="critique", settings=settings)
+    options = options_of(critique, locals())
+    return llm_step(CRITIQUE, name, options, settings, inputs={instruction_column: "str", generations_column: "any"},
+                    outputs=("critiques", "overall_scores", "critique_errors", "critique_model"))
 
 
-async def critique_batch(rows: list[dict], *, llm, instruction_column, generations_column, max_new_tokens, temperature) -> list[dict]:
-    from notos.llms.spec import get_llm_async
-    from notos.llms.types import GenerationParams
+def build(row: dict, *, instruction_column, generations_column, **_) -> list[Ask] | str:
+    responses = row[generations_column]
+    responses = [responses] if isinstance(responses, str) else list(responses or [])
+    if not responses or any(not isinstance(r, str) for r in responses):
+        return f"column '{generations_column}' holds no responses or a non-text one"
+    return [Ask(critique_messages(row[instruction_column], r)) for r in responses]
 
-    critic = await get_llm_async(llm)
-    out = [{**row, "critique_model": critic.model_name, "_tokens": 0} for row in rows]
-    # One request per (row, response), all in one call so the backend can batch them.
-    pairs = []
-    for i, row in enumerate(rows):
-        responses = row[generations_column]
-        responses = [responses] if isinstance(responses, str) else list(responses or [])
-        if not responses or any(not isinstance(r, str) for r in responses):
-            out[i]["_error"] = f"column '{generations_column}' holds no responses or a non-text one"
-            continue
-        pairs.extend((i, k, critique_messages(row[instruction_column], r)) for k, r in enumerate(responses))
-        out[i].update(critiques=[None] * len(responses), overall_scores=[None] * len(responses),
-                      critique_errors=[None] * len(responses))
-    params = GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature)
-    results = await critic.generate([messages for _, _, messages in pairs], params)
-    for (i, k, _), result in zip(pairs, results):
-        out[i]["_tokens"] += result.prompt_tokens + result.completion_tokens
-        if result.error:
-            out[i]["_error"] = result.error
-            continue
-        parsed = parse_critique(result.texts[0])
-        out[i]["critiques"][k] = parsed["critique"]
-        out[i]["overall_scores"][k] = None if parsed["overall_score"] is None else float(parsed["overall_score"])
-        out[i]["critique_errors"][k] = parsed["error"]
-    return out
+
+def parse(answer, **_) -> dict:
+    parsed = parse_critique(answer.texts[0])
+    score = parsed["overall_score"]
+    return {"critiques": parsed["critique"], "overall_scores": None if score is None else float(score),
+            "critique_errors": parsed["error"]}
+
+
+CRITIQUE = LLMTask("critique", build=build, parse=parse, combine=lists, model_column="critique_model")

@@ -14,8 +14,10 @@ Adds `generation` (a list when num_generations > 1), `model_name`, `finish_reaso
 answered under a system prompt drawn for it (UltraFeedback's principles: helpfulness, honesty,
 truthfulness, verbalized calibration; weights in `principle_weights`), or `orca` (explain step
 by step ...); the draw is seeded by the row and `pool_seed` (default: the step's name), so each
-generator of a pool draws on its own, and `principle` and `system_prompt` record what was used. A request that fails, or an empty answer,
-fails only its row, with the reason in `_error`.
+generator of a pool draws on its own, and `principle` and `system_prompt` record what was used.
+`context_column` holds earlier [user, assistant] turns to answer after (MT-Bench's second turn),
+`temperature_column` a row's own temperature (None: the step's). A request that fails, or an
+empty answer, fails only its row, with the reason in `_error`.
 """
 
 from __future__ import annotations
@@ -23,11 +25,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from notos.errors import GraphError
-from notos.tasks.llm_steps import check_llm, check_params, llm_step
+from notos.tasks.llm_steps import Ask, LLMTask, llm_step, options_of
 
 if TYPE_CHECKING:
     from notos.pipeline.step import Step
-
 
 
 def text_generation(
@@ -53,12 +54,8 @@ def text_generation(
     name: str = "text_generation",
     **settings,
 ) -> Step:
-    check_llm(name, llm)
-    if stop is not None and not (isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
-        raise GraphError(f"step '{name}': option 'stop' must be a list of strings")
-    check_params(name, num_generations=num_generations, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise GraphError(f"step '{name}': option 'seed' must be an integer, got {seed!r}")
+    options = options_of(text_generation, locals())
+    options["pool_seed"] = name if pool_seed is None else pool_seed
     check_pool(name, system_prompt_pool, principle_weights, system_prompt, system_prompt_column)
     inputs = {instruction_column: "str"}
     if system_prompt_column:
@@ -70,16 +67,7 @@ def text_generation(
     outputs = [output_column, "model_name", "finish_reason", "usage"] + (["logprobs"] if logprobs else [])
     if system_prompt_pool:
         outputs += ["principle", "system_prompt"]
-    options = {
-        "llm": llm, "instruction_column": instruction_column, "system_prompt": system_prompt,
-        "system_prompt_column": system_prompt_column, "output_column": output_column,
-        "num_generations": num_generations, "max_new_tokens": max_new_tokens, "temperature": temperature,
-        "top_p": top_p, "stop": stop, "seed": seed, "logprobs": logprobs, "allow_empty": allow_empty,
-        "system_prompt_pool": system_prompt_pool, "principle_weights": principle_weights, "pool_seed": name if pool_seed is None else pool_seed,
-        "context_column": context_column, "temperature_column": temperature_column,
-    }
-    return llm_step(name=name, fn=generate_batch, inputs=inputs, outputs=outputs, options=options,
-                    type_name="text_generation", settings=settings)
+    return llm_step(GENERATION, name, options, settings, inputs=inputs, outputs=outputs)
 
 
 def check_pool(name: str, pool, weights, system_prompt, system_prompt_column) -> None:
@@ -98,6 +86,17 @@ def check_pool(name: str, pool, weights, system_prompt, system_prompt_column) ->
             raise GraphError(f"step '{name}': option 'principle_weights': {exc}") from None
 
 
+def draw_principles(rows: list[dict], *, system_prompt_pool, principle_weights, pool_seed, **_) -> list[dict]:
+    """Each row's system prompt from the pool, keyed by the step's pool_seed and the row: each
+    generator of a pool draws on its own."""
+    from notos.tasks.principles import draw_system_prompt
+
+    if not system_prompt_pool:
+        return list(rows)
+    drawn = [draw_system_prompt(f"{pool_seed}:{r['row_id']}", system_prompt_pool, principle_weights) for r in rows]
+    return [{**r, "principle": principle, "system_prompt": prompt} for r, (principle, prompt) in zip(rows, drawn)]
+
+
 def build_conversation(row: dict, instruction_column: str, system_prompt: str | None, system_prompt_column: str | None,
                        context_column: str | None = None) -> list[dict]:
     """[system], earlier (user, assistant) turns from `context_column` (MT-Bench turn 2), the instruction."""
@@ -108,61 +107,28 @@ def build_conversation(row: dict, instruction_column: str, system_prompt: str | 
     return messages + [{"role": "user", "content": row[instruction_column]}]
 
 
-async def generate_by_temperature(client, conversations: list, params, temperatures: list) -> list:
-    """One request per temperature in the batch (a per-row temperature, e.g. MT-Bench's per category);
-    rows without one use the step's."""
-    import asyncio
-    from dataclasses import replace
-
-    groups: dict = {}
-    for i, value in enumerate(temperatures):
-        groups.setdefault(params.temperature if value is None else float(value), []).append(i)
-    results: list = [None] * len(conversations)
-    answers = await asyncio.gather(*(client.generate([conversations[i] for i in idx], replace(params, temperature=temp))
-                                     for temp, idx in groups.items()))
-    for idx, group_results in zip(groups.values(), answers):
-        for i, result in zip(idx, group_results):
-            results[i] = result
-    return results
+def build(row: dict, *, instruction_column, system_prompt, system_prompt_column, context_column, temperature_column,
+          system_prompt_pool, **_) -> list[Ask]:
+    column = "system_prompt" if system_prompt_pool else system_prompt_column
+    messages = build_conversation(row, instruction_column, system_prompt, column, context_column)
+    return [Ask(messages, temperature=row.get(temperature_column) if temperature_column else None)]
 
 
-async def generate_batch(rows: list[dict], *, llm, instruction_column, system_prompt, system_prompt_column, output_column,
-                         num_generations, max_new_tokens, temperature, top_p, stop, seed, logprobs, allow_empty,
-                         system_prompt_pool=None, principle_weights=None, pool_seed="", context_column=None,
-                         temperature_column=None) -> list[dict]:
-    from notos.llms.spec import get_llm_async
-    from notos.llms.types import GenerationParams
+def parse(answer, *, output_column, num_generations, logprobs, allow_empty, **_) -> dict | str:
+    texts, reasons = answer.texts, answer.finish_reasons
+    if len(texts) != num_generations:
+        return f"asked for {num_generations} generations, the backend returned {len(texts)} (does the server support n?)"
+    if not allow_empty and not any(t.strip() for t in texts):
+        return f"empty generation (finish_reason {', '.join(reasons) or 'none'})"
+    single = num_generations == 1
+    columns = {output_column: texts[0] if single else texts, "finish_reason": reasons[0] if single else reasons}
+    if logprobs:
+        per_text = [[{"token": t, "logprob": lp} for t, lp in tokens] for tokens in answer.token_logprobs or [[]]]
+        columns["logprobs"] = per_text[0] if single else per_text
+    return columns
 
-    client = await get_llm_async(llm)
-    params = GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, stop=stop,
-                              seed=seed, n=num_generations, logprobs=logprobs)
-    if system_prompt_pool:
-        from notos.tasks.principles import draw_system_prompt
 
-        # Keyed by the step's pool_seed and the row: each generator of a pool draws on its own.
-        drawn = [draw_system_prompt(f"{pool_seed}:{r['row_id']}", system_prompt_pool, principle_weights) for r in rows]
-        rows = [{**r, "principle": principle, "system_prompt": prompt} for r, (principle, prompt) in zip(rows, drawn)]
-        system_prompt_column = "system_prompt"
-    conversations = [build_conversation(r, instruction_column, system_prompt, system_prompt_column, context_column) for r in rows]
-    results = await generate_by_temperature(client, conversations, params, [
-        r.get(temperature_column) if temperature_column else None for r in rows])
-    out = []
-    for row, result in zip(rows, results):
-        new = {**row, "_tokens": result.prompt_tokens + result.completion_tokens}
-        if result.error:
-            new["_error"] = result.error
-        elif len(result.texts) != num_generations:
-            new["_error"] = f"asked for {num_generations} generations, the backend returned {len(result.texts)} (does the server support n?)"
-        elif not allow_empty and not any(t.strip() for t in result.texts):
-            new["_error"] = f"empty generation (finish_reason {', '.join(result.finish_reasons) or 'none'})"
-        else:
-            single = num_generations == 1
-            new[output_column] = result.texts[0] if single else result.texts
-            new["finish_reason"] = result.finish_reasons[0] if single else result.finish_reasons
-            if logprobs:
-                per_text = [[{"token": t, "logprob": lp} for t, lp in tokens] for tokens in result.token_logprobs or [[]]]
-                new["logprobs"] = per_text[0] if single else per_text
-        new["model_name"] = client.model_name
-        new["usage"] = {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens}
-        out.append(new)
-    return out
+GENERATION = LLMTask(
+    "text_generation", build=build, parse=parse, model_column="model_name", usage_column="usage", prepare=draw_principles,
+    params=("num_generations", "max_new_tokens", "temperature", "top_p", "stop", "seed", "logprobs"),
+)

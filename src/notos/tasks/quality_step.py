@@ -22,7 +22,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from notos.errors import GraphError
-from notos.tasks.llm_steps import check_llm, check_params, llm_step
+from notos.tasks.llm_steps import Ask, LLMTask, drop_rows, llm_step, options_of
 from notos.tasks.principles import parse_quality, quality_messages
 
 if TYPE_CHECKING:
@@ -44,50 +44,35 @@ def quality_filter(
     name: str = "quality_filter",
     **settings,
 ) -> Step:
-    check_llm(name, llm)
-    check_params(name, max_new_tokens=max_new_tokens, temperature=temperature)
+    options = options_of(quality_filter, locals())
     if rubric is not None and not isinstance(rubric, str):
         raise GraphError(f"step '{name}': option 'rubric' must be a text, got {rubric!r}")
     if min_score is not None and not (isinstance(min_score, int) and not isinstance(min_score, bool) and 1 <= min_score <= 10):
         raise GraphError(f"step '{name}': option 'min_score' must be an integer from 1 to 10, got {min_score!r}")
     if not isinstance(drop, bool):
         raise GraphError(f"step '{name}': option 'drop' must be true or false, got {drop!r}")
-    options = {"llm": llm, "instruction_column": instruction_column, "response_column": response_column,
-               "rubric": rubric, "min_score": min_score, "max_new_tokens": max_new_tokens,
-               "temperature": temperature, "drop": drop}
-    outputs = ("quality_keep", "quality_score", "quality_reason", "quality_error", "quality_model")
-    return llm_step(name=name, fn=quality_batch, inputs={instruction_column: "str", response_column: "str"},
-                    outputs=outputs, options=options, type_name="quality_filter", settings=settings)
+    return llm_step(QUALITY, name, options, settings, inputs={instruction_column: "str", response_column: "str"},
+                    outputs=("quality_keep", "quality_score", "quality_reason", "quality_error", "quality_model"))
 
 
-async def quality_batch(rows: list[dict], *, llm, instruction_column, response_column, rubric, min_score,
-                        max_new_tokens, temperature, drop) -> list[dict]:
-    from notos.llms.spec import get_llm_async
-    from notos.llms.types import GenerationParams
+def build(row: dict, *, instruction_column, response_column, rubric, **_) -> list[Ask]:
+    return [Ask(quality_messages(row[instruction_column], row[response_column], rubric))]
 
-    judge = await get_llm_async(llm)
-    params = GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature)
-    conversations = [quality_messages(r[instruction_column], r[response_column], rubric) for r in rows]
-    results = await judge.generate(conversations, params)
-    out = []
-    for row, result in zip(rows, results):
-        new = {**row, "quality_model": judge.model_name, "_tokens": result.prompt_tokens + result.completion_tokens}
-        if result.error:
-            new["_error"] = result.error
-        else:
-            verdict = parse_quality(result.texts[0], min_score)
-            new.update(quality_keep=verdict["keep"], quality_score=verdict["score"],
-                       quality_reason=verdict["reason"], quality_error=verdict["error"])
-        out.append(new)
-    if not drop:
-        return out
-    dropped = [r for r in out if r.get("quality_keep") is False]
+
+def parse(answer, *, min_score, **_) -> dict:
+    verdict = parse_quality(answer.texts[0], min_score)
+    return {"quality_keep": verdict["keep"], "quality_score": verdict["score"],
+            "quality_reason": verdict["reason"], "quality_error": verdict["error"]}
+
+
+def drop_judged(rows: list[dict], *, drop, **_) -> list[dict]:
+    """With `drop: true`, the rows judged DROP go, and the log says how many and why."""
+    dropped = [r for r in rows if r.get("quality_keep") is False] if drop else []
     if dropped:
         reasons = Counter(r["quality_reason"] or "(no reason given)" for r in dropped)
         log.info("quality_filter: dropped %d of %d rows judged DROP; most common reasons: %s", len(dropped), len(rows),
                  "; ".join(f"{n} x {why[:120]}" for why, n in reasons.most_common(3)))
-    kept = [r for r in out if r.get("quality_keep") is not False]
-    # The judge's tokens for dropped rows were still spent: count them on a kept row.
-    if kept:
-        kept[0]["_tokens"] += sum(r["_tokens"] for r in dropped)
-    return kept
+    return drop_rows(rows, dropped)
+
+
+QUALITY = LLMTask("quality_filter", build=build, parse=parse, finish=drop_judged, model_column="quality_model")

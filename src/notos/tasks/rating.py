@@ -23,14 +23,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from notos.errors import GraphError
-from notos.tasks import ultrafeedback as uf
-from notos.tasks.llm_steps import check_llm, check_params, llm_step
+import notos.tasks.ultrafeedback as uf
+from notos.tasks.llm_steps import Ask, LLMTask, llm_step, options_of, resolve_mode
 
 if TYPE_CHECKING:
     from notos.pipeline.step import Step
 
 FOUR = ("instruction-following", "honesty", "truthfulness", "helpfulness")
-CANDIDATES = ["1", "2", "3", "4", "5"]
+CANDIDATES = ("1", "2", "3", "4", "5")
 
 
 def _aspect_list(aspects) -> list[str]:
@@ -70,113 +70,83 @@ def ultrafeedback_rating(
     name: str = "ultrafeedback_rating",
     **settings,
 ) -> Step:
-    check_llm(name, llm)
+    options = options_of(ultrafeedback_rating, locals())
     try:
-        aspect_list = _aspect_list(aspects)
+        options["aspects"] = _aspect_list(aspects)
     except ValueError as exc:
         raise GraphError(f"step '{name}': {exc}") from None
     if mode not in ("auto", "text", "logprob"):
         raise GraphError(f"step '{name}': option 'mode' must be auto, text or logprob, got {mode!r}")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise GraphError(f"step '{name}': option 'seed' must be an integer, got {seed!r}")
-    check_params(name, max_new_tokens=max_new_tokens, temperature=temperature)
     inputs = {instruction_column: "str", generations_column: "list"}
     for column in (correct_answers_column, incorrect_answers_column):
         if column:
             inputs[column] = "any"
-    columns = column_names(aspect_list)
+    columns = column_names(options["aspects"])
     outputs = [c for names in columns.values() for c in names.values()] + ["rating_model", "rating_raw"]
-    options = {
-        "llm": llm, "aspects": aspect_list, "instruction_column": instruction_column,
-        "generations_column": generations_column, "mode": mode, "shuffle": shuffle, "seed": seed,
-        "max_new_tokens": max_new_tokens, "temperature": temperature,
-        "correct_answers_column": correct_answers_column, "incorrect_answers_column": incorrect_answers_column,
-    }
-    return llm_step(name=name, fn=rate_batch, inputs=inputs, outputs=outputs, options=options,
-                    type_name="ultrafeedback_rating", settings=settings)
+    return llm_step(RATING, name, options, settings, inputs=inputs, outputs=outputs)
 
 
-def resolve_mode(mode: str, llm) -> str:
-    """auto: a local model is scored by its probabilities of "1".."5" (a small model cannot be
-    trusted to write the sections); a server judge writes them (OpenAI cannot force a prefix)."""
-    from notos.llms.spec import parse_spec
-
-    if mode != "auto":
-        return mode
-    return "text" if parse_spec(llm)["backend"] == "openai" else "logprob"
+def _order(row: dict, generations_column: str, shuffle: bool, seed: int) -> list[int]:
+    """The seeded per-row order the judge sees the responses in (position bias)."""
+    n = len(row[generations_column])
+    return uf.rate_order(row["row_id"], n, seed) if shuffle else list(range(n))
 
 
-def _prompt(row: dict, aspect: str, order: list[int], o: dict, examples: bool = True) -> list[dict]:
-    shown = uf.apply_order([str(g) for g in row[o["generations_column"]]], order)
+def build(row: dict, *, aspects, instruction_column, generations_column, mode, shuffle, seed, llm,
+          correct_answers_column, incorrect_answers_column, **_) -> list[Ask] | str:
+    """Text mode: one request per aspect, the judge writes a section per response. Logprob mode:
+    per aspect and shown text k, "#### Output for Text k / Rating: " forced and P("1".."5") read;
+    local backends compute each (row, aspect) prompt once for all its texts."""
+    responses = row[generations_column]
+    if not responses or any(r is None for r in responses):
+        return f"column '{generations_column}' holds no responses or a missing one"
+    shown = uf.apply_order([str(g) for g in responses], _order(row, generations_column, shuffle, seed))
     knowledge = {}
-    if o["correct_answers_column"]:
-        knowledge["correct_answers"] = row.get(o["correct_answers_column"])
-    if o["incorrect_answers_column"]:
-        knowledge["incorrect_answers"] = row.get(o["incorrect_answers_column"])
-    return uf.build_messages(aspect, row[o["instruction_column"]], shown, examples=examples, **knowledge)
-
-
-async def rate_batch(rows: list[dict], **o) -> list[dict]:
-    from notos.llms.spec import get_llm_async
-    from notos.llms.types import GenerationParams
-
-    judge = await get_llm_async(o["llm"])
-    mode = resolve_mode(o["mode"], o["llm"])
-    columns = column_names(o["aspects"])
-    out = [{**row, "rating_model": judge.model_name, "rating_raw": {}, "_tokens": 0} for row in rows]
-    live = [i for i, row in enumerate(rows) if _responses_ok(row, o, out[i])]
-    orders = {i: uf.rate_order(rows[i]["row_id"], len(rows[i][o["generations_column"]]), o["seed"])
-              if o["shuffle"] else list(range(len(rows[i][o["generations_column"]]))) for i in live}
-    for aspect in o["aspects"]:
-        prompts = {i: _prompt(rows[i], aspect, orders[i], o, examples=mode == "text") for i in live}
-        if mode == "text":
-            params = GenerationParams(max_new_tokens=o["max_new_tokens"], temperature=o["temperature"])
-            results = await judge.generate([prompts[i] for i in live], params)
-            for i, result in zip(live, results):
-                out[i]["_tokens"] += result.prompt_tokens + result.completion_tokens
-                if result.error:
-                    out[i]["_error"] = result.error
-                    continue
-                raw = result.texts[0]
-                out[i]["rating_raw"][aspect] = raw
-                parsed = uf.parse_ratings(raw, len(orders[i]), aspect)
-                for p in parsed:
-                    p["expected"] = None if p["rating"] is None else float(p["rating"])
-                _fill(out[i], columns[aspect], uf.map_back(parsed, orders[i]))
+    if correct_answers_column:
+        knowledge["correct_answers"] = row.get(correct_answers_column)
+    if incorrect_answers_column:
+        knowledge["incorrect_answers"] = row.get(incorrect_answers_column)
+    text = resolve_mode(mode, llm) == "text"
+    asks = []
+    for aspect in aspects:
+        messages = uf.build_messages(aspect, row[instruction_column], shown, examples=text, **knowledge)
+        if text:
+            asks.append(Ask(messages, key=aspect))
         else:
-            await _rate_by_logprobs(judge, live, prompts, orders, aspect, columns[aspect], out)
-        live = [i for i in live if not out[i].get("_error")]
+            asks += [Ask(messages, key=aspect, candidates=CANDIDATES, prefix=f"#### Output for Text {k + 1}\nRating: ")
+                     for k in range(len(shown))]
+    return asks
+
+
+def parse(answer, *, key, row, generations_column, **_) -> dict:
+    """{aspect, raw, sections}: the judge's text and one parsed section per response it covers,
+    in shown order (every response in text mode, the one scored in logprob mode)."""
+    if hasattr(answer, "texts"):
+        sections = uf.parse_ratings(answer.texts[0], len(row[generations_column]), key)
+        for s in sections:
+            s["expected"] = None if s["rating"] is None else float(s["rating"])
+        return {"aspect": key, "raw": answer.texts[0], "sections": sections}
+    return {"aspect": key, "raw": None, "sections": [{**uf.ratings_from_probs([answer.probs])[0], "rationale": None}]}
+
+
+SECTION_KEYS = {"ratings": "rating", "rationales": "rationale", "rating_errors": "error", "types": "type",
+                "type_rationales": "rationale_for_type", "ratings_expected": "expected"}
+
+
+def combine(parsed: list[dict], *, row, aspects, generations_column, shuffle, seed, **_) -> dict:
+    """Each aspect's sections mapped back from the shown order, so a rating lands on its own response."""
+    order = _order(row, generations_column, shuffle, seed)
+    names = column_names(aspects)
+    out = {"rating_raw": {}}
+    for aspect in aspects:
+        mine = [p for p in parsed if p["aspect"] == aspect]
+        out["rating_raw"][aspect] = mine[0]["raw"]
+        sections = uf.map_back([s for p in mine for s in p["sections"]], order)
+        for field, column in names[aspect].items():
+            out[column] = [s.get(SECTION_KEYS[field]) for s in sections]
     return out
 
 
-def _responses_ok(row: dict, o: dict, target: dict) -> bool:
-    responses = row[o["generations_column"]]
-    if not responses or any(r is None for r in responses):
-        target["_error"] = f"column '{o['generations_column']}' holds no responses or a missing one"
-        return False
-    return True
-
-
-async def _rate_by_logprobs(judge, live, prompts, orders, aspect, names, out) -> None:
-    """Per shown text k: force "#### Output for Text k / Rating: " and read P("1".."5"). One
-    call for every (row, text): local backends compute each row's prompt once for its texts."""
-    pairs = [(i, k) for i in live for k in range(len(orders[i]))]
-    scores = await judge.score_candidates([prompts[i] for i, _ in pairs], CANDIDATES,
-                                          prefix=[f"#### Output for Text {k + 1}\nRating: " for _, k in pairs])
-    per_row: dict[int, list] = {i: [None] * len(orders[i]) for i in live}
-    for (i, k), score in zip(pairs, scores):
-        if score.error:
-            per_row[i][k] = {"rating": None, "expected": None, "error": score.error}
-        else:
-            per_row[i][k] = uf.ratings_from_probs([score.probs])[0]
-    for i in live:
-        parsed = [{**p, "rationale": None} for p in per_row[i]]
-        out[i]["rating_raw"][aspect] = None
-        _fill(out[i], names, uf.map_back(parsed, orders[i]))
-
-
-def _fill(row: dict, names: dict[str, str], parsed: list[dict]) -> None:
-    sources = {"ratings": "rating", "rationales": "rationale", "rating_errors": "error", "types": "type",
-               "type_rationales": "rationale_for_type", "ratings_expected": "expected"}
-    for field, column in names.items():
-        row[column] = [p.get(sources[field]) for p in parsed]
+RATING = LLMTask("ultrafeedback_rating", build=build, parse=parse, combine=combine, model_column="rating_model")

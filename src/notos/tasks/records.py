@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from notos.errors import GraphError
+from notos.tasks.llm_steps import options_of
 from notos.tasks.rating import _aspect_list, column_names
 
 if TYPE_CHECKING:
@@ -41,19 +42,16 @@ def ultrafeedback_records(
     name: str = "ultrafeedback_records",
     **settings,
 ) -> Step:
+    from notos.pipeline.step import Step
+
+    options = options_of(ultrafeedback_records, locals())
     try:
-        aspect_list = "auto" if aspects == "auto" else _aspect_list(aspects)
+        options["aspects"] = "auto" if aspects == "auto" else _aspect_list(aspects)
     except ValueError as exc:
         raise GraphError(f"step '{name}': {exc}") from None
     inputs = {instruction_column: "str", generations_column: "list", models_column: "list"}
     inputs.update({c: "list" for c in (principles_column, system_prompts_column) if c})
-    keep = list(keep or [])
-    options = {"aspects": aspect_list, "instruction_column": instruction_column,
-               "generations_column": generations_column, "models_column": models_column,
-               "principles_column": principles_column, "system_prompts_column": system_prompts_column,
-               "source": source, "keep": keep}
-    from notos.pipeline.step import Step
-
+    keep = options["keep"] = list(keep or [])
     return Step(name=name, kind="map", fn=to_records, per_row=False, inputs=inputs, outputs=RECORD_COLUMNS,
                 options=options, type_name="ultrafeedback_records", cache=False,
                 columns_after=lambda before: list(RECORD_COLUMNS) + keep, **settings)

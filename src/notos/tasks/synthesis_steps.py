@@ -20,7 +20,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from notos.errors import GraphError
-from notos.tasks.llm_steps import check_llm, check_params, llm_step
+from notos.tasks.llm_steps import Ask, LLMTask, drop_rows, llm_step, options_of
 from notos.tasks.principles import PRINCIPLES, draw_system_prompt, pick_principle
 from notos.tasks.synthesis import (
     EVOL_IN_BREADTH, EVOL_IN_DEPTH, evol_messages, evolution_failed, lamini_messages, parse_evolved,
@@ -50,14 +50,11 @@ def self_instruct(
     name: str = "self_instruct",
     **settings,
 ) -> Step:
-    _check_synthesis(name, llm, num_instructions, examples_per_prompt, max_new_tokens, temperature, seed)
+    options = options_of(self_instruct, locals())
+    _check_synthesis(name, num_instructions, examples_per_prompt, seed)
     if criteria is not None and not isinstance(criteria, str):
         raise GraphError(f"step '{name}': option 'criteria' must be a text, got {criteria!r}")
-    options = {"llm": llm, "instruction_column": instruction_column, "num_instructions": num_instructions,
-               "examples_per_prompt": examples_per_prompt, "criteria": criteria, "max_new_tokens": max_new_tokens,
-               "temperature": temperature, "seed": seed}
-    return llm_step(name=name, fn=self_instruct_batch, inputs={instruction_column: "str"}, outputs=SYNTHESIS_OUTPUTS,
-                    options=options, type_name="self_instruct", settings=settings)
+    return llm_step(SELF_INSTRUCT, name, options, settings, inputs={instruction_column: "str"}, outputs=SYNTHESIS_OUTPUTS)
 
 
 def lamini(
@@ -75,86 +72,68 @@ def lamini(
     name: str = "lamini",
     **settings,
 ) -> Step:
-    _check_synthesis(name, llm, num_instructions, examples_per_prompt, max_new_tokens, temperature, seed)
+    options = options_of(lamini, locals())
+    _check_synthesis(name, num_instructions, examples_per_prompt, seed)
     if (topics is None) == (topics_column is None):
         raise GraphError(f"step '{name}': give option 'topics' (a list) or 'topics_column', exactly one of them")
-    if topics is not None and not (isinstance(topics, list) and topics and all(isinstance(t, str) and t.strip() for t in topics)):
+    if topics is not None and (not isinstance(topics, list) or not topics or not all(isinstance(t, str) and t.strip() for t in topics)):
         raise GraphError(f"step '{name}': option 'topics' must be a non-empty list of non-empty texts")
     if topics_per_prompt is not None and not _positive_int(topics_per_prompt):
         raise GraphError(f"step '{name}': option 'topics_per_prompt' must be a positive integer or null, got {topics_per_prompt!r}")
     inputs = {instruction_column: "str", **({topics_column: "any"} if topics_column else {})}
-    options = {"llm": llm, "instruction_column": instruction_column, "topics": topics, "topics_column": topics_column,
-               "topics_per_prompt": topics_per_prompt, "num_instructions": num_instructions,
-               "examples_per_prompt": examples_per_prompt, "max_new_tokens": max_new_tokens,
-               "temperature": temperature, "seed": seed}
-    return llm_step(name=name, fn=lamini_batch, inputs=inputs, outputs=SYNTHESIS_OUTPUTS + ("synthesis_topics",),
-                    options=options, type_name="lamini", settings=settings)
+    return llm_step(LAMINI, name, options, settings, inputs=inputs, outputs=SYNTHESIS_OUTPUTS + ("synthesis_topics",))
 
 
-async def self_instruct_batch(rows: list[dict], *, llm, instruction_column, num_instructions, examples_per_prompt,
-                              criteria, max_new_tokens, temperature, seed) -> list[dict]:
-    prompts = [self_instruct_messages(_examples(rows, i, instruction_column, examples_per_prompt, seed),
-                                      num_instructions, criteria=criteria) for i in range(len(rows))]
-    return await _expand(rows, prompts, [{} for _ in rows], llm=llm, instruction_column=instruction_column,
-                         method="self_instruct", num_instructions=num_instructions, max_new_tokens=max_new_tokens,
-                         temperature=temperature)
+def build_self_instruct(row: dict, *, batch, instruction_column, num_instructions, examples_per_prompt, criteria, seed,
+                        **_) -> list[Ask]:
+    examples = _examples(batch, row, instruction_column, examples_per_prompt, seed)
+    return [Ask(self_instruct_messages(examples, num_instructions, criteria=criteria))]
 
 
-async def lamini_batch(rows: list[dict], *, llm, instruction_column, topics, topics_column, topics_per_prompt,
-                       num_instructions, examples_per_prompt, max_new_tokens, temperature, seed) -> list[dict]:
-    prompts, extras = [], []
-    for i, row in enumerate(rows):
-        chosen = _row_topics(row, topics, topics_column, topics_per_prompt, seed)
-        examples = _examples(rows, i, instruction_column, examples_per_prompt, seed)
-        prompts.append(lamini_messages(chosen, examples, num_instructions) if chosen else None)
-        extras.append({"synthesis_topics": chosen} if chosen else {"_error": f"column '{topics_column}' holds no topics"})
-    return await _expand(rows, prompts, extras, llm=llm, instruction_column=instruction_column, method="lamini",
-                         num_instructions=num_instructions, max_new_tokens=max_new_tokens, temperature=temperature)
+def build_lamini(row: dict, *, batch, instruction_column, topics, topics_column, topics_per_prompt, num_instructions,
+                 examples_per_prompt, seed, **_) -> list[Ask] | str:
+    chosen = _row_topics(row, topics, topics_column, topics_per_prompt, seed)
+    if not chosen:
+        return f"column '{topics_column}' holds no topics"
+    examples = _examples(batch, row, instruction_column, examples_per_prompt, seed)
+    return [Ask(lamini_messages(chosen, examples, num_instructions), key=chosen)]
 
 
-async def _expand(rows, prompts, extras, *, llm, instruction_column, method, num_instructions, max_new_tokens,
-                  temperature) -> list[dict]:
-    """One request per seed row (None: already failed), one child row per new instruction."""
-    from notos.llms.spec import get_llm_async
-    from notos.llms.types import GenerationParams
-
-    client = await get_llm_async(llm)
-    asked = [i for i, p in enumerate(prompts) if p is not None]
-    params = GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature)
-    results = dict(zip(asked, await client.generate([prompts[i] for i in asked], params)))
-    seeds = {_key(r[instruction_column]) for r in rows}
-    out = []
-    for i, row in enumerate(rows):
-        result = results.get(i)
-        if result is None:
-            out.append({**row, **extras[i]})
-            continue
-        tokens = result.prompt_tokens + result.completion_tokens
-        if result.error:
-            out.append({**row, "_error": result.error, "_tokens": tokens})
-            continue
-        parsed = parse_instruction_list(result.texts[0], max_items=num_instructions)
-        # A "new" task that repeats a seed adds nothing and would leak the seeds into the output.
-        new = [text for text in parsed if _key(text) not in seeds]
-        if not new:
-            why = (f"all {len(parsed)} new instructions repeat seed instructions" if parsed
-                   else f"the reply held no instructions: {result.texts[0][:80]!r}")
-            out.append({**row, "_error": why, "_tokens": tokens})
-            continue
-        for k, text in enumerate(new):
-            out.append({**row, **extras[i], "row_id": f"{row['row_id']}.{k}", "instruction": text,
-                        "seed_instruction": row[instruction_column], "synthesis_method": method,
-                        "synthesis_model": client.model_name, "_tokens": tokens if k == 0 else 0})
-    return out
+def parse_instructions(answer, *, key, batch, instruction_column, num_instructions, **_) -> dict | str:
+    """The new instructions of a reply; one that repeats a seed of the batch adds nothing and
+    would leak the seeds into the output."""
+    parsed = parse_instruction_list(answer.texts[0], max_items=num_instructions)
+    seeds = {_key(r[instruction_column]) for r in batch}
+    new = [text for text in parsed if _key(text) not in seeds]
+    if not new:
+        return (f"all {len(parsed)} new instructions repeat seed instructions" if parsed
+                else f"the reply held no instructions: {answer.texts[0][:80]!r}")
+    return {"instructions": new, "topics": key}
 
 
-def _examples(rows: list[dict], i: int, column: str, per_prompt: int, seed: int) -> list[str]:
+def new_rows(parsed: dict, seed_instruction: str, method: str) -> list[dict]:
+    """A child row (`<seed id>.<k>`) for each new instruction of a seed row."""
+    extra = {"synthesis_topics": parsed["topics"]} if parsed["topics"] is not None else {}
+    return [{**extra, "instruction": text, "seed_instruction": seed_instruction, "synthesis_method": method}
+            for text in parsed["instructions"]]
+
+
+def combine_self_instruct(parsed: list[dict], *, row, instruction_column, **_) -> list[dict]:
+    return new_rows(parsed[0], row[instruction_column], "self_instruct")
+
+
+def combine_lamini(parsed: list[dict], *, row, instruction_column, **_) -> list[dict]:
+    return new_rows(parsed[0], row[instruction_column], "lamini")
+
+
+def _examples(batch: list[dict], row: dict, column: str, per_prompt: int, seed: int) -> list[str]:
     """The row's own instruction, then `per_prompt - 1` other seeds of the batch. Sorting the
     others by row id first makes the pick independent of the order rows arrived in."""
-    others = sorted((r["row_id"], r[column]) for j, r in enumerate(rows) if j != i and _key(r[column]) != _key(rows[i][column]))
-    rng = random.Random(f"{seed}:{rows[i]['row_id']}:examples")
+    own = _key(row[column])
+    others = sorted((r["row_id"], r[column]) for r in batch if r["row_id"] != row["row_id"] and _key(r[column]) != own)
+    rng = random.Random(f"{seed}:{row['row_id']}:examples")
     picked = rng.sample(others, min(per_prompt - 1, len(others)))
-    return [rows[i][column]] + [text for _, text in picked]
+    return [row[column]] + [text for _, text in picked]
 
 
 def _row_topics(row: dict, topics, topics_column, per_prompt, seed) -> list[str]:
@@ -169,6 +148,12 @@ def _row_topics(row: dict, topics, topics_column, per_prompt, seed) -> list[str]
 
 def _key(text: str) -> str:
     return " ".join(str(text).lower().split()).rstrip(".?!")
+
+
+SELF_INSTRUCT = LLMTask("self_instruct", build=build_self_instruct, parse=parse_instructions,
+                        combine=combine_self_instruct, model_column="synthesis_model")
+LAMINI = LLMTask("lamini", build=build_lamini, parse=parse_instructions, combine=combine_lamini,
+                 model_column="synthesis_model")
 
 
 # ---------------------------------------------------------------- Evol-Instruct
@@ -186,8 +171,7 @@ def evol_instruct(
     name: str = "evol_instruct",
     **settings,
 ) -> Step:
-    check_llm(name, llm)
-    check_params(name, max_new_tokens=max_new_tokens, temperature=temperature)
+    options = options_of(evol_instruct, locals())
     if methods != "all":
         if not isinstance(methods, list) or not methods:
             raise GraphError(f"step '{name}': option 'methods' must be 'all' or a non-empty list of {', '.join(EVOL_METHODS)}")
@@ -199,58 +183,44 @@ def evol_instruct(
     if not isinstance(keep_failed, bool):
         raise GraphError(f"step '{name}': option 'keep_failed' must be true or false, got {keep_failed!r}")
     _check_seed(name, seed)
-    options = {"llm": llm, "instruction_column": instruction_column, "methods": methods, "rounds": rounds,
-               "keep_failed": keep_failed, "max_new_tokens": max_new_tokens, "temperature": temperature, "seed": seed}
     outputs = ("instruction", "original_instruction", "evol_methods", "evol_history", "evolution_error", "evol_model")
-    return llm_step(name=name, fn=evol_batch, inputs={instruction_column: "str"}, outputs=outputs, options=options,
-                    type_name="evol_instruct", settings=settings)
+    return llm_step(EVOLVE, name, options, settings, inputs={instruction_column: "str"}, outputs=outputs)
 
 
-async def evol_batch(rows: list[dict], *, llm, instruction_column, methods, rounds, keep_failed, max_new_tokens,
-                     temperature, seed) -> list[dict]:
-    from notos.llms.spec import get_llm_async
-    from notos.llms.types import GenerationParams
+def start_evolution(rows: list[dict], *, instruction_column, **_) -> list[dict]:
+    return [{**row, "instruction": row[instruction_column], "original_instruction": row[instruction_column],
+             "evol_methods": [], "evol_history": [], "evolution_error": None} for row in rows]
 
-    client = await get_llm_async(llm)
+
+def build_evolution(row: dict, *, methods, seed, **_) -> list[Ask]:
+    """One rewrite per round, by a method drawn for the row and the round; a failed evolution stops."""
+    if row["evolution_error"] is not None:
+        return []
     pool = EVOL_METHODS if methods == "all" else tuple(methods)
-    params = GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature)
-    out = [{**row, "instruction": row[instruction_column], "original_instruction": row[instruction_column],
-            "evol_methods": [], "evol_history": [], "evolution_error": None, "evol_model": client.model_name,
-            "_tokens": 0} for row in rows]
-    failed_request: dict[int, str] = {}
-    for round_ in range(rounds):
-        # Rounds are sequential per row, but each round is one call for the whole batch.
-        active = [i for i, r in enumerate(out) if r["evolution_error"] is None and i not in failed_request]
-        for i in active:
-            rid = rows[i]["row_id"]
-            out[i]["evol_methods"].append(random.Random(f"{seed}:{rid}:evol:{round_}").choice(pool))
-        results = await client.generate([evol_messages(out[i]["instruction"], out[i]["evol_methods"][-1]) for i in active], params)
-        for i, result in zip(active, results):
-            out[i]["_tokens"] += result.prompt_tokens + result.completion_tokens
-            if result.error:
-                failed_request[i] = result.error
-                continue
-            evolved = parse_evolved(result.texts[0])
-            reason = evolution_failed(out[i]["instruction"], evolved)
-            if reason:
-                out[i]["evolution_error"] = reason
-            else:
-                out[i]["instruction"] = evolved
-                out[i]["evol_history"].append(evolved)
-    # A failed request fails the row (retry_failed redoes it); its partial evolution is not kept.
-    for i, error in failed_request.items():
-        out[i] = {**rows[i], "_error": error, "_tokens": out[i]["_tokens"]}
-    dropped = [r for r in out if r.get("evolution_error")]
-    if dropped and not keep_failed:
+    method = random.Random(f"{seed}:{row['row_id']}:evol:{len(row['evol_methods'])}").choice(pool)
+    return [Ask(evol_messages(row["instruction"], method), key=method)]
+
+
+def parse_evolution(answer, *, key, row, **_) -> dict:
+    evolved = parse_evolved(answer.texts[0])
+    reason = evolution_failed(row["instruction"], evolved)
+    tried = {"evol_methods": row["evol_methods"] + [key]}
+    if reason:
+        return {**tried, "evolution_error": reason}
+    return {**tried, "instruction": evolved, "evol_history": row["evol_history"] + [evolved]}
+
+
+def drop_failed_evolutions(rows: list[dict], *, keep_failed, **_) -> list[dict]:
+    dropped = [] if keep_failed else [r for r in rows if r.get("evolution_error") and not r.get("_error")]
+    if dropped:
         reasons = Counter(r["evolution_error"] for r in dropped)
         log.info("evol_instruct: dropped %d of %d rows whose evolution failed (%s)", len(dropped), len(rows),
                  "; ".join(f"{n} x {why}" for why, n in reasons.most_common()))
-        # The dropped rows' tokens were still spent: carry them on a surviving row if there is one.
-        spent = sum(r["_tokens"] for r in dropped)
-        out = [r for r in out if not r.get("evolution_error")]
-        if out:
-            out[0]["_tokens"] += spent
-    return out
+    return drop_rows(rows, dropped)
+
+
+EVOLVE = LLMTask("evol_instruct", build=build_evolution, parse=parse_evolution, model_column="evol_model",
+                 prepare=start_evolution, finish=drop_failed_evolutions, rounds=lambda *, rounds, **_: rounds)
 
 
 # ---------------------------------------------------------------- system-prompt pools
@@ -272,6 +242,7 @@ def system_prompts(
     or Orca's explanation traces."""
     from notos.pipeline.step import Step
 
+    options = options_of(system_prompts, locals())
     if pool not in SYSTEM_POOLS:
         raise GraphError(f"step '{name}': option 'pool' must be one of {', '.join(SYSTEM_POOLS)}, got {pool!r}")
     _check_seed(name, seed)
@@ -289,8 +260,7 @@ def system_prompts(
     # Cheap and deterministic: no cache, like the column steps.
     settings.setdefault("cache", False)
     return Step(name=name, kind="map", fn=pick_system_prompt, per_row=True, outputs=(system_prompt_column, "principle"),
-                options={"pool": pool, "weights": weights, "seed": seed, "system_prompt_column": system_prompt_column},
-                type_name="system_prompts", **settings)
+                options=options, type_name="system_prompts", **settings)
 
 
 def pick_system_prompt(row: dict, pool, weights, seed, system_prompt_column) -> dict:
@@ -300,9 +270,7 @@ def pick_system_prompt(row: dict, pool, weights, seed, system_prompt_column) -> 
 
 # ---------------------------------------------------------------- option checks
 
-def _check_synthesis(name, llm, num_instructions, examples_per_prompt, max_new_tokens, temperature, seed) -> None:
-    check_llm(name, llm)
-    check_params(name, max_new_tokens=max_new_tokens, temperature=temperature)
+def _check_synthesis(name, num_instructions, examples_per_prompt, seed) -> None:
     for key, value in (("num_instructions", num_instructions), ("examples_per_prompt", examples_per_prompt)):
         if not _positive_int(value):
             raise GraphError(f"step '{name}': option '{key}' must be a positive integer, got {value!r}")
