@@ -22,11 +22,11 @@ def _add_sub_apps() -> None:
     if any(group.name == "eval" for group in app.registered_groups):
         return
     from notos.curate.cli import curate_app, report
-    from notos.evaluate.app import load_commands
+    from notos.evaluate.cli import eval_app
 
     app.add_typer(curate_app, name="curate")
     app.command(name="report")(report)
-    app.add_typer(load_commands(), name="eval")
+    app.add_typer(eval_app, name="eval")
     from notos.train.cli import train_app
 
     app.add_typer(train_app, name="train")

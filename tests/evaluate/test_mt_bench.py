@@ -7,8 +7,8 @@ import json
 import pytest
 
 from notos.errors import NotosError
-from notos.evaluate.mt_bench import (Question, load_questions, load_references, read_jsonl, reference_for,
-                                     select_questions, summarize)
+from notos.data.mt_bench import Question, load_questions, load_references, read_jsonl
+from notos.evaluate.mt_bench import reference_for, select_questions, summarize
 
 GOOD = {"question_id": 1, "category": "writing", "turns": ["a", "b"]}
 

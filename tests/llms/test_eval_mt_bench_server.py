@@ -120,31 +120,39 @@ def test_scores_means_references_and_turn_two_context(llm_server, files, tmp_pat
     assert "<question>\nWrite a poem [3]\n</question>" in prompt[1, 1] and "turn=" not in prompt[1, 1]
 
 
-def test_resume_does_only_what_is_missing(llm_server, files, tmp_path):
+def test_resume_is_the_run_store(llm_server, files, tmp_path):
     questions, refs = files
     out = tmp_path / "mt"
     first = run_mt_bench(spec(llm_server, "m"), spec(llm_server, "j"), questions, out, references=refs, progress=False)
     answers_text, judgments_text = (out / "model_answer.jsonl").read_text(), (out / "model_judgment.jsonl").read_text()
     assert len(llm_server.requests) == 20
+    assert (out / "run" / "manifest.json").exists()  # the engine's run store
 
     again = run_mt_bench(spec(llm_server, "m"), spec(llm_server, "j"), questions, out, references=refs, progress=False)
     assert len(llm_server.requests) == 20  # nothing asked again
     assert again == first
+    assert (out / "model_answer.jsonl").read_text() == answers_text  # answer_id and tstamp kept
+    assert (out / "model_judgment.jsonl").read_text() == judgments_text
+
+    # The FastChat files are written from the run: lines dropped from them come back, asking nothing.
+    write_jsonl(out / "model_answer.jsonl", [r for r in read(out / "model_answer.jsonl") if r["question_id"] != 4])
+    write_jsonl(out / "model_judgment.jsonl", [r for r in read(out / "model_judgment.jsonl") if r["question_id"] not in (2, 4)])
+    third = run_mt_bench(spec(llm_server, "m"), spec(llm_server, "j"), questions, out, references=refs, progress=False)
+    assert len(llm_server.requests) == 20 and third == first
     assert (out / "model_answer.jsonl").read_text() == answers_text
     assert (out / "model_judgment.jsonl").read_text() == judgments_text
 
-    # Drop question 4's answer and question 2's verdicts: 2 answers and 4 verdicts are redone.
-    kept_answers = [r for r in read(out / "model_answer.jsonl") if r["question_id"] != 4]
-    kept_judgments = [r for r in read(out / "model_judgment.jsonl") if r["question_id"] not in (2, 4)]
-    write_jsonl(out / "model_answer.jsonl", kept_answers)
-    write_jsonl(out / "model_judgment.jsonl", kept_judgments)
-    third = run_mt_bench(spec(llm_server, "m"), spec(llm_server, "j"), questions, out, references=refs, progress=False)
+    # Another judge budget re-judges every turn and keeps every answer.
+    run_mt_bench(spec(llm_server, "m"), spec(llm_server, "j"), questions, out, references=refs, progress=False,
+                 judge_max_new_tokens=64)
     new = llm_server.requests[20:]
-    assert len(new) == 6
-    assert sorted(b["messages"][0]["content"] for b in new if not is_judge(b)) == ["Explain gravity [4]"] * 2
-    assert sum(is_judge(b) for b in new) == 4
-    assert third == first
-    assert len(read(out / "model_answer.jsonl")) == 5 and len(read(out / "model_judgment.jsonl")) == 10
+    assert len(new) == 10 and all(is_judge(b) and b["max_tokens"] == 64 for b in new)
+    assert (out / "model_answer.jsonl").read_text() == answers_text
+    # Without the references file the judges run again (references are their input); no answer is asked again.
+    fifth = run_mt_bench(spec(llm_server, "m"), spec(llm_server, "j"), questions, out, progress=False, judge_max_new_tokens=64)
+    new = llm_server.requests[30:]
+    assert len(new) == 10 and all(is_judge(b) for b in new)
+    assert fifth["n_judged"] == 10 and (out / "model_answer.jsonl").read_text() == answers_text
 
 
 def test_failed_requests_are_counted_and_retried_on_the_next_run(llm_server, tmp_path):

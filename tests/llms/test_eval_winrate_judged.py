@@ -6,13 +6,11 @@ fake model answers "Answer to: <instruction>", so a generated answer carries its
 digit. Every preference below is therefore known before the run.
 """
 
-import asyncio
 import json
 
 import pytest
 
-from notos.evaluate.winrate import judge_win_rate
-from notos.llms.spec import close_all
+from notos.evaluate.judged_winrate import run_judged
 
 # (instruction, model answer, baseline answer, expected preference: 2 model, 1 baseline, 1.5 tie)
 PAIRS = [("Name a colour", "Red [7]", "Blue [3]", 2.0),
@@ -95,19 +93,57 @@ def test_model_spec_generates_its_answers(cli, llm_server, tmp_path):
     assert len(asked) == 2  # answers use --max-new-tokens; the judge its own budget
 
 
-def test_failed_requests_and_missing_outputs_get_no_verdict(llm_server):
-    async def judged():
-        try:
-            return await judge_win_rate(["Q1", "Q2 [400]", "Q3"], ["a [6]", "b [6]", None], ["c [2]", "d [2]", "e [2]"],
-                                        {"backend": "openai", "base_url": llm_server.base_url, "model": "j", "max_retries": 0},
-                                        model_name="ours", baseline_name="theirs")
-        finally:
-            await close_all()
+def spec(server, name):
+    return {"backend": "openai", "base_url": server.base_url, "model": name, "max_retries": 0}
 
-    annotations, figures = asyncio.run(judged())
+
+def test_failed_requests_and_missing_outputs_get_no_verdict(llm_server, tmp_path):
+    rows = [("Q1", "a [6]", "c [2]"), ("Q2 [400]", "b [6]", "d [2]"), ("Q3", "", "e [2]")]
+    model = write(tmp_path / "ours.json", [{"instruction": q, "output": m, "generator": "g"} for q, m, _ in rows])
+    base = write(tmp_path / "theirs.json", [{"instruction": q, "output": b, "generator": "g"} for q, _, b in rows])
+    figures = run_judged(tmp_path / "wr", baseline=str(base), judge=spec(llm_server, "j"), model_outputs=model,
+                         model_name="ours", baseline_name="theirs", progress=False)
+    annotations = json.loads((tmp_path / "wr" / "annotations.json").read_text())
     assert [a["preference"] for a in annotations] == [2.0, None, None]
     assert annotations[1]["judge_errors"][0].startswith("request failed")
     assert annotations[2]["judge_errors"] == ["no output to judge", "no output to judge"]
     assert figures["win_rate"] == pytest.approx(100.0) and figures["n_total"] == 1 and figures["n_missing"] == 2
     assert figures["n_judge_requests_failed"] == 2 and figures["n_verdicts_unreadable"] == 0
     assert (figures["model"], figures["baseline"], figures["judge"]) == ("ours", "theirs", "j")
+    assert len(llm_server.requests) == 4  # Q3 costs no request
+
+
+def test_rerun_asks_nothing_again_and_retries_what_failed(llm_server, tmp_path):
+    # The first request with each text gets HTTP 500: the model's answer to the flaky instruction on
+    # the first run, then both of its verdicts (their prompts hold the instruction) on the second.
+    base = write(tmp_path / "base.json", [{"instruction": "Describe a cat [8]", "output": "A cat [5]", "generator": "ref"},
+                                          {"instruction": "Flaky [500x1] dog [2]", "output": "A dog [5]", "generator": "ref"}])
+    out = tmp_path / "wr"
+
+    def judged(**options):
+        return run_judged(out, baseline=str(base), judge=spec(llm_server, "j"), model=spec(llm_server, "m"),
+                          progress=False, **options)
+
+    first = judged()
+    assert len(llm_server.requests) == 4  # 2 answers (1 failed), 2 verdicts
+    assert (first["n_total"], first["n_missing"], first["win_rate"]) == (1, 1, pytest.approx(100.0))
+    generated = json.loads((out / "model_outputs.json").read_text())
+    assert generated[1]["output"] == "" and "500" in generated[1]["error"]
+    assert (out / "run" / "manifest.json").exists()  # the engine's run store
+
+    second = judged()  # the failed answer is asked again; its verdicts now fail in turn
+    assert len(llm_server.requests) == 7
+    assert (second["n_total"], second["n_missing"], second["n_judge_requests_failed"]) == (1, 1, 2)
+    third = judged()
+    assert len(llm_server.requests) == 9
+    assert (third["n_total"], third["n_missing"], third["n_judge_requests_failed"]) == (2, 0, 0)
+    assert third["win_rate"] == pytest.approx(50.0)  # cat: 8 beats 5; dog: 2 loses to 5
+    annotations = (out / "annotations.json").read_text()
+
+    again = judged()  # nothing left to do: nothing is asked, the same figures and files
+    assert len(llm_server.requests) == 9 and again == third
+    assert (out / "annotations.json").read_text() == annotations
+    # Another verdict budget asks the judge again, and only the judge.
+    judged(judge_max_new_tokens=64)
+    new = llm_server.requests[9:]
+    assert len(new) == 4 and all(b["max_tokens"] == 64 for b in new)

@@ -1,2 +1,3 @@
-"""Evaluation: MT-Bench grading, pairwise win rates (length-controlled), the LM Eval Harness
-bridge, and comparing two evaluation runs."""
+"""Evaluation: MT-Bench and judged win rate as pipelines on the engine (mt_bench.py,
+judged_winrate.py), the win-rate statistics (winrate.py), the LM Eval Harness bridge, comparing
+two evaluation runs, and every `notos eval` command (cli.py). File formats live in notos.data."""

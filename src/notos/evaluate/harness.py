@@ -159,7 +159,7 @@ def summarize(results: dict, model_name: str, names: list[str]) -> dict:
 
 
 def write_harness_folder(out_dir, results: dict, summary: dict, config: dict) -> Path:
-    from notos.evaluate.winrate import write_json
+    from notos.data.atomic import atomic_write_bytes
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -170,8 +170,8 @@ def write_harness_folder(out_dir, results: dict, summary: dict, config: dict) ->
         with open(out_dir / f"samples_{task}.jsonl", "w", encoding="utf-8") as fh:
             for record in records:
                 fh.write(json.dumps(record, default=_jsonable, ensure_ascii=False) + "\n")
-    write_json(out_dir / "summary.json", summary)
-    write_json(out_dir / "config.json", config)
+    for name, data in (("summary.json", summary), ("config.json", config)):  # a reader never sees half a file
+        atomic_write_bytes(out_dir / name, json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8"))
     _write_report(out_dir, summary)
     return out_dir
 

@@ -1,4 +1,5 @@
-"""`notos eval winrate` and `notos eval harness`: thin over winrate.py and harness.py."""
+"""`notos eval ...`: every evaluation command, thin over the modules that do the work
+(mt_bench.py, judged_winrate.py and winrate.py, harness.py, compare_runs.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,68 @@ from pathlib import Path
 import typer
 
 from notos.errors import NotosError
-from notos.evaluate.app import eval_app
+
+eval_app = typer.Typer(help="Evaluate models: MT-Bench, win rate vs a baseline, LM Eval Harness, compare runs.",
+                       no_args_is_help=True)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "model"
+
+
+def _default_out(model_name: str | None, model: str) -> Path:
+    return Path("runs") / f"mt-bench-{_slug(model_name or model.rstrip('/').rsplit('/', 1)[-1])}"
+
+
+@eval_app.command("mt-bench")
+def mt_bench(
+    model: str = typer.Option(..., "--model", help="The model to evaluate (an LLM spec: embedded, openai:MODEL, http://HOST/v1, transformers:PATH, vllm:PATH ...)."),
+    judge: str = typer.Option(..., "--judge", help="The judge model (an LLM spec); a strong one, e.g. openai:gpt-4o."),
+    questions: Path = typer.Option(..., "--questions", help="MT-Bench questions: FastChat's fastchat/llm_judge/data/mt_bench/question.jsonl (question_id, category, turns) - not shipped with notos."),
+    references: Path = typer.Option(None, "--references", help="Reference answers (question_id, choices[0].turns), e.g. FastChat's reference_answer/gpt-4.jsonl; shown to the judge for math, reasoning and coding."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output folder (default: runs/mt-bench-<model>). Rerun on the same folder to resume."),
+    question_ids: str = typer.Option(None, "--question-ids", help="Only these questions, e.g. 81,82,116."),
+    limit: int = typer.Option(None, "--limit", "-n", min=1, help="At most this many questions (after --question-ids)."),
+    max_new_tokens: int = typer.Option(None, "--max-new-tokens", min=1, help="Tokens per answer turn (default 1024, FastChat's; a rerun on the same folder keeps its own)."),
+    judge_max_new_tokens: int = typer.Option(None, "--judge-max-new-tokens", min=1, help="Tokens per verdict (default 2048, FastChat's; a rerun on the same folder keeps its own)."),
+    model_name: str = typer.Option(None, "--model-name", help="Name recorded as model_id (default: the backend's model name)."),
+    judge_mode: str = typer.Option(None, "--judge-mode", help="text: the judge writes its verdict; logprob: the verdict is read from its probabilities (small local judges always give one); auto (the default): logprob for local judges, text for servers."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars for answering and judging."),
+):
+    """MT-Bench: answer both turns of each question, grade each turn 1-10 with the judge, report the means."""
+    from notos.evaluate.mt_bench import run_mt_bench
+
+    out_dir = out or _default_out(model_name, model)
+    summary = run_mt_bench(model, judge, questions, out_dir, references=references, question_ids=question_ids,
+                           limit=limit, max_new_tokens=max_new_tokens, judge_max_new_tokens=judge_max_new_tokens,
+                           model_name=model_name, progress=progress, judge_mode=judge_mode)
+    print_mt_bench(summary, out_dir)
+
+
+def print_mt_bench(summary: dict, out_dir) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from notos.data.mt_bench import ANSWERS, JUDGMENTS
+
+    def fmt(value):
+        return "-" if value is None else f"{value:.2f}"
+
+    table = Table(title=f"MT-Bench: {summary.get('model')} judged by {summary.get('judge')}", title_justify="left")
+    for column in ("category", "turn 1", "turn 2", "mean"):
+        table.add_column(column, justify="left" if column == "category" else "right")
+    for cat, mean in summary["per_category"].items():
+        turns = summary["per_category_turn"][cat]
+        table.add_row(cat, fmt(turns["turn_1"]), fmt(turns["turn_2"]), fmt(mean))
+    table.add_row("[bold]overall[/bold]", fmt(summary["turn_1"]), fmt(summary["turn_2"]), f"[bold]{fmt(summary['overall'])}[/bold]")
+    console = Console(soft_wrap=True)
+    console.print(table)
+    console.print(f"  {summary['n_judged']} verdicts on {summary['n_questions']} questions, "
+                  f"{summary['n_failed_to_parse']} could not be read (score -1, left out of the means)")
+    if summary["n_unanswered"] or summary["n_unjudged"]:
+        console.print(f"  [yellow]{summary['n_unanswered']} questions unanswered, {summary['n_unjudged']} turns unjudged "
+                      "(requests failed): rerun the same command to retry them[/yellow]")
+    console.print(f"  wrote {out_dir}/{{{ANSWERS}, {JUDGMENTS}, summary.json, report.html}}", highlight=False)
 
 
 @eval_app.command("winrate")
@@ -32,28 +94,31 @@ def winrate(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars while answering and judging."),
 ):
     """Win rate against a baseline (ties count half) and its length-controlled version, from AlpacaEval annotations or by judging pairs with an LLM."""
-    from notos.evaluate import winrate as wr
+    from notos.data.alpaca_eval import read_annotations
+    from notos.evaluate.judged_winrate import run_judged
+    from notos.evaluate.reports import write_winrate_folder
+    from notos.evaluate.winrate import win_rate
 
     judging = [name for name, value in (("--instructions", instructions), ("--model", model), ("--model-outputs", model_outputs),
                                         ("--baseline", baseline), ("--judge", judge)) if value is not None]
     if annotations is not None:
         if judging:
             raise NotosError(f"--annotations takes figures from a file; it does not go with {', '.join(judging)}")
-        rows = wr.read_annotations(annotations)
-        summary = wr.win_rate(rows)
+        rows = read_annotations(annotations)
+        summary = win_rate(rows)
         if out is not None:
-            wr.write_winrate_folder(out, summary, {"kind": "winrate", "annotations": str(annotations)}, rows, save_annotations=False)
+            write_winrate_folder(out, summary, {"kind": "winrate", "annotations": str(annotations)}, rows, save_annotations=False)
     else:
         missing = [option for option, value in (("--baseline", baseline), ("--judge", judge), ("--out", out)) if value is None]
         if model is None and model_outputs is None:
             missing.insert(0, "--model or --model-outputs")
         if missing:
             raise NotosError(f"give --annotations FILE, or judge with --model/--model-outputs, --baseline, --judge and --out (missing: {', '.join(missing)})")
-        summary = wr.run_judged(out, baseline=baseline, judge=judge, instructions=instructions, model=model,
-                                model_outputs=model_outputs, limit=limit, both_orders=both_orders,
-                                max_new_tokens=max_new_tokens, judge_max_new_tokens=judge_max_new_tokens,
-                                model_name=model_name, baseline_name=baseline_name, progress=progress,
-                                judge_mode=judge_mode)
+        summary = run_judged(out, baseline=baseline, judge=judge, instructions=instructions, model=model,
+                             model_outputs=model_outputs, limit=limit, both_orders=both_orders,
+                             max_new_tokens=max_new_tokens, judge_max_new_tokens=judge_max_new_tokens,
+                             model_name=model_name, baseline_name=baseline_name, progress=progress,
+                             judge_mode=judge_mode)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:
@@ -89,8 +154,7 @@ def print_winrate(summary: dict, out_dir: Path | None) -> None:
 
 
 def _default_harness_out(model: str) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", model.rstrip("/").rsplit("/", 1)[-1]).strip("-.") or "model"
-    return Path("runs") / f"harness-{slug}"
+    return Path("runs") / f"harness-{_slug(model.rstrip('/').rsplit('/', 1)[-1])}"
 
 
 @eval_app.command("harness")
@@ -118,3 +182,24 @@ def harness(
         typer.echo(json.dumps(summary, indent=2))
     else:
         print_harness(summary)
+
+
+@eval_app.command("compare")
+def compare(
+    run_a: Path = typer.Argument(..., help="An evaluation folder with summary.json (or a folder of them), e.g. the base model's."),
+    run_b: Path = typer.Argument(..., help="The other one, e.g. the DPO model's; differences are B minus A."),
+    out: Path = typer.Option(None, "--out", "-o", help="Also write compare.json and report.html (with plots) here."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+):
+    """Compare two models' evaluation runs: every figure both have, side by side, with the difference."""
+    from notos.evaluate.compare_runs import compare_runs, print_comparison, write_comparison
+
+    result = compare_runs(run_a, run_b)
+    if out is not None:
+        write_comparison(result, out)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        print_comparison(result)
+        if out is not None:
+            typer.echo(f"  wrote {out / 'compare.json'} and {out / 'report.html'}")
