@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from notos.pipeline import load_run
 
 GENERATORS = ("answer_helpful", "answer_honest", "answer_terse")
@@ -10,6 +12,7 @@ SHORT = tuple(a for g in GENERATORS for a in ("--set", f"{g}.max_new_tokens=16")
 TINY = tuple(a for g in GENERATORS for a in ("--set", f"{g}.max_new_tokens=4"))
 
 
+@pytest.mark.slow  # the embedded model or lm-eval on it
 def test_quickstart_runs_end_to_end_and_resumes(cli, tmp_path):
     out = tmp_path / "qs"
     first = cli("run", "quickstart", "--out", out, "--no-progress", *SHORT, timeout=600)
@@ -39,16 +42,21 @@ def test_quickstart_runs_end_to_end_and_resumes(cli, tmp_path):
     assert load_run(out)["dataset"].to_list() == data
 
 
+@pytest.mark.slow  # the embedded model or lm-eval on it
 def test_quickstart_on_user_input_with_limit(cli, tmp_path):
     mine = tmp_path / "mine.jsonl"
-    mine.write_text("".join(json.dumps({"instruction": f"tell me a fact about the number {i}"}) + "\n" for i in range(30)))
+    mine.write_text("".join(json.dumps({"instruction": f"tell me a fact about the number {i}"}) + "\n" for i in range(10)))
     out = tmp_path / "mine-run"
-    done = cli("run", "quickstart", "--input", mine, "--limit", 12, "--out", out, "--no-progress", *TINY, timeout=600)
+    done = cli("run", "quickstart", "--input", mine, "--limit", 4, "--out", out, "--no-progress", *TINY, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert len(load_run(out)["dataset"]) == 12
+    first = load_run(out)["dataset"].to_list()
+    assert len(first) == 4
     more = cli("run", "quickstart", "--input", mine, "--out", out, "--no-progress", *TINY, timeout=600)
     assert more.returncode == 0, more.stderr
-    assert len(load_run(out)["dataset"]) == 30
+    both = load_run(out)["dataset"].to_list()
+    assert len(both) == 10
+    kept = {r["row_id"]: r for r in both}
+    assert all(kept[r["row_id"]]["generations"] == r["generations"] for r in first)  # the first 4 kept as they were
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(cli, tmp_path):

@@ -140,6 +140,7 @@ def logliks(hf_folder) -> list[list[float]]:
     return out
 
 
+@pytest.mark.slow  # the embedded model or lm-eval on it
 @needs_lm_eval
 def test_custom_task_on_a_transformers_folder(cli, hf_folder, logliks, task_dir, tmp_path):
     out = tmp_path / "harness"
@@ -166,6 +167,7 @@ def test_custom_task_on_a_transformers_folder(cli, hf_folder, logliks, task_dir,
     assert "notos_tiny_qa" in (out / "report.html").read_text()
 
 
+@pytest.mark.slow  # the embedded model or lm-eval on it
 @needs_lm_eval
 def test_embedded_gguf_scores_like_its_saved_folder(cli, logliks, task_dir, tmp_path):
     out = tmp_path / "gguf"
@@ -185,10 +187,12 @@ def test_embedded_gguf_scores_like_its_saved_folder(cli, logliks, task_dir, tmp_
     ("arc_easy", "--tasks arc_easy: cannot load its data"),
     ("no_such_task_anywhere", "--tasks no_such_task_anywhere: no such lm-eval task"),
 ])
-def test_tasks_that_cannot_load_fail_on_one_line(cli, model_folder, tmp_path, task, culprit):
+@pytest.mark.slow  # the embedded model or lm-eval on it
+def test_tasks_that_cannot_load_fail_on_one_line(cli_process, model_folder, tmp_path, task, culprit):
     # An empty datasets cache and offline mode: a hub task cannot get its data, whatever this machine cached.
+    # A process of its own: the hub libraries read these variables when they are imported.
     env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "cache")}
-    result = cli("eval", "harness", "--model", model_folder, "--tasks", task, "--out", tmp_path / "out", env=env, timeout=300)
+    result = cli_process("eval", "harness", "--model", model_folder, "--tasks", task, "--out", tmp_path / "out", env=env, timeout=300)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ") and culprit in lines[0]
@@ -197,6 +201,7 @@ def test_tasks_that_cannot_load_fail_on_one_line(cli, model_folder, tmp_path, ta
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # the embedded model or lm-eval on it
 @needs_lm_eval
 def test_a_model_lm_eval_cannot_load_fails_on_one_line(cli, model_folder, task_dir, tmp_path):
     result = cli("eval", "harness", "--model", model_folder, "--tasks", "notos_tiny_qa", "--include-path", task_dir,

@@ -1,13 +1,13 @@
 """MT-Bench: reading FastChat's files, the figures, bad input, and a real run on the embedded model.
 (The exact scores, references, resume and failures are checked against the loopback server in
-tests/llms/test_eval_mt_bench_server.py.)"""
+tests/evaluate/test_eval_mt_bench_server.py.)"""
 
 import json
 
 import pytest
 
-from notos.errors import NotosError
 from notos.data.mt_bench import Question, load_questions, load_references, read_jsonl
+from notos.errors import NotosError
 from notos.evaluate.mt_bench import reference_for, select_questions, summarize
 
 GOOD = {"question_id": 1, "category": "writing", "turns": ["a", "b"]}
@@ -122,6 +122,7 @@ def test_other_bad_inputs_are_one_line_errors(cli, tmp_path):
         assert done.stderr.count("\n") == 1 and first in done.stderr and second in done.stderr, done.stderr
 
 
+@pytest.mark.slow  # the embedded model or lm-eval on it
 def test_embedded_model_as_model_and_judge_end_to_end(cli, shared_data, tmp_path):
     """The real thing, small: SmolLM2-135M answers 3 real questions and judges them. Its verdicts
     are whatever it writes in 24 tokens: a score 1-10, or -1 when none can be read."""

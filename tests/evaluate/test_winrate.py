@@ -15,8 +15,8 @@ import statistics
 
 import pytest
 
-from notos.errors import NotosError
 from notos.data.alpaca_eval import check_annotations, match_outputs, read_annotations, read_outputs
+from notos.errors import NotosError
 from notos.evaluate.winrate import LC_INSTRUCTION_PENALTY, LC_PENALTY, length_controlled, win_rate
 
 ALPACA = "alpaca_eval/notus-7b-v1_vs_text_davinci_003_annotations.json"
@@ -263,6 +263,7 @@ def test_cli_bad_input_is_one_line(cli, tmp_path, args, culprit):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow  # the embedded model or lm-eval on it
 def test_cli_judges_with_the_embedded_model(cli, tmp_path):
     """The whole judged path offline: SmolLM2-135M answers and judges. A 135M judge rarely writes a
     readable verdict, so this checks the mechanics and the accounting, not who wins."""

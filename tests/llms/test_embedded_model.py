@@ -12,6 +12,8 @@ from notos.llms.hf_local import TransformersLLM
 from notos.llms.spec import get_llm
 from notos.llms.types import GenerationParams
 
+pytestmark = pytest.mark.slow  # the embedded model
+
 GREEDY = GenerationParams(max_new_tokens=24, temperature=0)
 
 
@@ -82,6 +84,20 @@ def test_multi_token_candidates_are_scored_as_sequences(model):
     prompt = user("Is the sky blue? Answer yes or no.")
     [scores] = run(model.score_candidates([prompt], ["Yes, it is", "No, it is not"]))
     assert scores.error is None and all(v < 0 for v in scores.logprobs.values())
+
+
+def test_multi_token_verdicts_from_the_cached_prompt_match_a_full_pass_per_candidate(model):
+    """A judge's "1]]".."10]]" after "Verdict: [[": the prompt runs once and each candidate from its
+    cached keys; the log-probabilities are those of running every candidate with its whole prompt."""
+    prompt = model.render(user("Grade this answer from 1 to 10. The capital of France is Paris.")) + "Verdict: [["
+    candidates = [f"{n}]]" for n in range(1, 11)]
+    encode = lambda text: model.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    prompt_ids, rows = encode(prompt), [encode(prompt + c) for c in candidates]
+    assert all(row[: len(prompt_ids)] == prompt_ids and len(row) - len(prompt_ids) >= 2 for row in rows)
+    cached = model._score_one(prompt, candidates)
+    full = model._score_padded(rows, [(len(prompt_ids), len(row)) for row in rows], candidates)
+    assert cached == pytest.approx(full, abs=1e-3)
+    assert model._score_one(prompt, candidates) == cached  # the cache went back to the prompt each time
 
 
 def test_a_prompt_beyond_the_context_fails_only_its_row(model):

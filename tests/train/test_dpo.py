@@ -6,6 +6,8 @@ import pyarrow.parquet as pq
 import pytest
 from train_helpers import mean_margin, pairs, reply_logprob, train, trained, write_pairs
 
+pytestmark = pytest.mark.slow  # training on the embedded model
+
 QUICK = ["eval_fraction=0", "save_steps=100", "max_length=128", "batch_size=4"]
 
 

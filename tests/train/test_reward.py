@@ -7,6 +7,8 @@ from train_helpers import PAIRS, train
 from notos.errors import GraphError
 from notos.train.data import preference_rows, split_off
 
+pytestmark = pytest.mark.slow  # training on the embedded model
+
 
 @pytest.fixture(scope="module")
 def reward_model(tmp_path_factory):

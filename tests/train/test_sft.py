@@ -3,9 +3,12 @@ on the assistant's replies only, and a rerun on the same folder resumes from its
 
 import json
 
+import pytest
 from train_helpers import CONVERSATIONS, reply_logprob, train, trained
 
 from notos.train.templates import training_template
+
+pytestmark = pytest.mark.slow  # training on the embedded model
 
 QUICK = ["eval_fraction=0", "max_length=96", "lr_scheduler=constant"]
 

@@ -10,6 +10,8 @@ from train_helpers import CONVERSATIONS, PAIRS, TINY, train
 
 from notos.train.recipes import load_recipe, shipped_names
 
+pytestmark = pytest.mark.slow  # training on the embedded model
+
 # Hub data and eval sets of the GPU recipes are swapped for the bundled files.
 LOCAL = ["data_split=null", "eval_data=null"]
 

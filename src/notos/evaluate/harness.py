@@ -124,7 +124,7 @@ def run_harness(model: str, tasks: str | list[str], out_dir, *, limit: int | Non
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
     with _quiet(progress):
-        task_manager = TaskManager(include_path=str(include_path) if include_path else None, verbosity="ERROR")
+        task_manager = TaskManager(include_path=str(include_path) if include_path else None)  # its logs: _quiet()
         built = load_tasks(task_manager, names)
         try:
             results = lm_eval.simple_evaluate(

@@ -316,7 +316,7 @@ class TransformersLLM:
     def _score_one(self, prompt: str, candidates: list[str]) -> dict[str, float]:
         """Sum of the log-probabilities of each candidate's tokens after the prompt. The
         candidate is tokenized together with the prompt ("Rating: 4" may merge the space),
-        and all candidates go through the model in one padded batch."""
+        scored in one pass where the candidates allow it (see the three paths below)."""
         import torch
 
         encode = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
@@ -336,6 +336,15 @@ class TransformersLLM:
                 last = self.model(input_ids=torch.tensor([prompt_ids], device=self.device)).logits[0, -1].float()
             logprobs = torch.log_softmax(last, dim=-1)
             return {c: float(logprobs[row[-1]]) for c, row in zip(candidates, rows)}
+        if all(start == len(prompt_ids) for start, _ in spans):
+            return self._score_after_prompt(prompt_ids, rows, candidates)
+        return self._score_padded(rows, spans, candidates)
+
+    def _score_padded(self, rows: list[list[int]], spans: list[tuple[int, int]], candidates: list[str]) -> dict[str, float]:
+        """The general case (a candidate merges with the prompt's last token): every candidate
+        with its whole prompt, in one padded batch."""
+        import torch
+
         width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id
         ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=self.device)
@@ -348,6 +357,29 @@ class TransformersLLM:
             offset = width - len(row)
             total = sum(float(logprobs[k, offset + p - 1, row[p]]) for p in range(start, end))
             scores[candidate] = total
+        return scores
+
+    def _score_after_prompt(self, prompt_ids: list[int], rows: list[list[int]], candidates: list[str]) -> dict[str, float]:
+        """Candidates of several tokens ("10]]") that all start after the whole prompt: one pass
+        over the prompt, then each candidate's few tokens from its cached keys, instead of the
+        prompt again once per candidate (a judge prompt is ~1,000 tokens, a candidate 2-3)."""
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([prompt_ids], device=self.device), use_cache=True)
+            cache = getattr(out, self.cache_name)
+            first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+            scores = {}
+            for candidate, row in zip(candidates, rows):
+                tail = row[len(prompt_ids):]
+                total = float(first[tail[0]])
+                if len(tail) > 1:  # the logits after each candidate token but the last
+                    logits = self.model(input_ids=torch.tensor([tail[:-1]], device=self.device), use_cache=True,
+                                        **{self.cache_name: cache}).logits[0].float()
+                    logprobs = torch.log_softmax(logits, dim=-1)
+                    total += sum(float(logprobs[p, tail[p + 1]]) for p in range(len(tail) - 1))
+                    cache.crop(-(cache.get_seq_length() - len(prompt_ids)))  # back to the prompt alone
+                scores[candidate] = total
         return scores
 
     async def close(self) -> None:

@@ -10,11 +10,13 @@ that folder in about a second.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 from notos.data.atomic import replace_folder
@@ -133,7 +135,22 @@ def load_adapter_model(adapter_dir: Path, dtype=None):
     config = PeftConfig.from_pretrained(str(adapter_dir))
     head = "score" if str(config.task_type) in ("SEQ_CLS", "TaskType.SEQ_CLS") else "causal"
     base = load_model(_base_path(config.base_model_name_or_path), dtype=dtype or "auto", head=head)
-    return PeftModel.from_pretrained(base, str(adapter_dir))
+    with quiet_renamed_apis():
+        return PeftModel.from_pretrained(base, str(adapter_dir))
+
+
+# transformers 5 renamed gradient checkpointing to activation checkpointing; PEFT 0.21
+# (`is_gradient_checkpointing`) and transformers' own Trainer still call the old names, which
+# warn on every run. notos passes the new names (args.py), so the warnings say nothing a user
+# can act on.
+RENAMED_API = r"`(is_gradient_checkpointing|gradient_checkpointing_enable|gradient_checkpointing_disable)` is deprecated"
+
+
+@contextlib.contextmanager
+def quiet_renamed_apis():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=RENAMED_API, category=FutureWarning)
+        yield
 
 
 def _base_path(base: str) -> str:

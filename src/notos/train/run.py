@@ -11,13 +11,14 @@ do), the interrupted one from its last checkpoint.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
-from notos.train.models import RUN_MARKER
+from notos.train.models import RUN_MARKER, quiet_renamed_apis
 from notos.train.recipes import Recipe
 
 
@@ -42,13 +43,14 @@ def run_recipe(recipe: Recipe, out: Path) -> list[dict]:
 def runner(kind: str):
     """The function that trains one recipe of this kind (imported on demand: each pulls in TRL)."""
     if kind == "sft":
-        from notos.train.sft import run_sft
+        from notos.train.sft import run_sft as train
+    elif kind == "dpo":
+        from notos.train.dpo import run_dpo as train
+    else:
+        from notos.train.reward import run_rm as train
+    return functools.partial(_without_renamed_api_warnings, train)
 
-        return run_sft
-    if kind == "dpo":
-        from notos.train.dpo import run_dpo
 
-        return run_dpo
-    from notos.train.reward import run_rm
-
-    return run_rm
+def _without_renamed_api_warnings(train, recipe, out):
+    with quiet_renamed_apis():
+        return train(recipe, out)

@@ -40,6 +40,7 @@ def embedded():
     return "embedded"
 
 
+@pytest.mark.slow  # the embedded model or lm-eval on it
 def test_embedded_judge_scores_every_answer(embedded, tmp_path):
     rows = [{"instruction": "What is 2 + 2?", "response": ["4", "Bananas are yellow."]},
             {"instruction": "Name a primary colour.", "response": ["Red."]}]
@@ -50,6 +51,7 @@ def test_embedded_judge_scores_every_answer(embedded, tmp_path):
         assert all(raw.startswith("(verdict read from the judge's probabilities)") for raw in row["judge_raw"])
 
 
+@pytest.mark.slow  # the embedded model or lm-eval on it
 def test_embedded_pairwise_judge_always_decides(embedded, tmp_path):
     rows = [{"instruction": "What is the capital of France?", "response_a": "Paris.", "response_b": "A fish."}]
     run(from_rows(rows=rows) >> pairwise_judge(llm=embedded, name="pick"), tmp_path / "r", progress=False)
@@ -58,6 +60,7 @@ def test_embedded_pairwise_judge_always_decides(embedded, tmp_path):
     assert row["preference_errors"] == [None, None] and row["preference_consistent"] in (True, False)
 
 
+@pytest.mark.slow  # the embedded model or lm-eval on it
 def test_mt_bench_with_the_embedded_judge_reads_every_verdict(embedded, cli, tmp_path, shared_data):
     out = tmp_path / "mt"
     done = cli("eval", "mt-bench", "--model", "embedded", "--judge", "embedded", "--questions",

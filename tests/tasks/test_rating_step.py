@@ -59,6 +59,7 @@ def test_bad_options(options, message):
         ultrafeedback_rating(name="rate", **options)
 
 
+@pytest.mark.slow  # the embedded model or lm-eval on it
 def test_logprob_mode_on_the_embedded_model_always_gives_valid_ratings(tmp_path):
     data = rows_with(["Paris is the capital of France.", "The capital of France is Berlin."],
                      ["Two plus two is four.", "banana"])
