@@ -45,18 +45,19 @@ def test_quickstart_runs_end_to_end_and_resumes(cli, tmp_path):
 @pytest.mark.slow  # the embedded model or lm-eval on it
 def test_quickstart_on_user_input_with_limit(cli, tmp_path):
     mine = tmp_path / "mine.jsonl"
-    mine.write_text("".join(json.dumps({"instruction": f"tell me a fact about the number {i}"}) + "\n" for i in range(10)))
+    mine.write_text("".join(json.dumps({"instruction": f"tell me a fact about the number {i}"}) + "\n" for i in range(12)))
     out = tmp_path / "mine-run"
-    done = cli("run", "quickstart", "--input", mine, "--limit", 4, "--out", out, "--no-progress", *TINY, timeout=600)
+    done = cli("run", "quickstart", "--input", mine, "--limit", 8, "--out", out, "--no-progress", *TINY, timeout=600)
     assert done.returncode == 0, done.stderr
     first = load_run(out)["dataset"].to_list()
-    assert len(first) == 4
+    assert len(first) == 8
     more = cli("run", "quickstart", "--input", mine, "--out", out, "--no-progress", *TINY, timeout=600)
     assert more.returncode == 0, more.stderr
     both = load_run(out)["dataset"].to_list()
-    assert len(both) == 10
+    assert len(both) == 12
     kept = {r["row_id"]: r for r in both}
-    assert all(kept[r["row_id"]]["generations"] == r["generations"] for r in first)  # the first 4 kept as they were
+    # The limit is one whole batch (the recipe's batch_size is 8): that batch is committed and kept as it was.
+    assert all(kept[r["row_id"]]["generations"] == r["generations"] for r in first)
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(cli, tmp_path):
