@@ -166,3 +166,16 @@ def test_a_built_in_global_step_computes_again_and_its_children_keep_their_batch
     assert CALLS == {"reverse": 1}  # its old fingerprint covered the data, which cannot be checked
     assert result.stats["count"]["rows_in"] == 0
     assert rows_of(out) == before
+
+
+def test_an_option_left_unset_does_not_enter_a_built_in_fingerprint():
+    """A built-in type that gains an option (default None) keeps its users' caches."""
+    from notos.pipeline.step import Step
+
+    def fn(rows, **options):
+        return rows
+
+    before = Step(name="s", kind="map", fn=fn, options={"a": 1}, type_name="some_type")
+    after = Step(name="s", kind="map", fn=fn, options={"a": 1, "new_option": None}, type_name="some_type")
+    used = Step(name="s", kind="map", fn=fn, options={"a": 1, "new_option": "x"}, type_name="some_type")
+    assert before.own_hash() == after.own_hash() != used.own_hash()

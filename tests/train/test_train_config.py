@@ -52,15 +52,16 @@ def test_set_layers_on_yaml_and_parses_values_as_yaml():
 
 
 def test_training_recipes_live_in_the_recipes_room(tmp_path, monkeypatch):
-    from notos.train import launch
-    from notos.train.recipes import ROOM, SHIPPED, SHIPPED_DATA, find_recipe
+    from notos import shipped
+    from notos.train.recipes import find_recipe
 
-    assert ROOM.name == "recipes" and ROOM.parent.name == "notos"
-    assert find_recipe("quickstart-dpo") == SHIPPED / "quickstart-dpo.yaml" and SHIPPED == ROOM / "train"
-    assert launch.SHIPPED == ROOM / "accelerate"
+    assert shipped.RECIPES.name == "recipes" and shipped.RECIPES.parent.name == "notos"
+    assert find_recipe("quickstart-dpo") == shipped.RECIPES / "train" / "quickstart-dpo.yaml"
+    assert (shipped.ACCELERATE_CONFIGS / "multi_gpu.yaml").exists()
     # The YAML's relative data path is read from its own folder: recipes/data/.
-    assert load_recipe("quickstart-dpo").stages[0].recipe.data == str(SHIPPED_DATA / "quickstart_pairs.jsonl")
-    assert load_recipe("quickstart-sft").stages[0].recipe.data == str(SHIPPED_DATA / "quickstart_sft.jsonl")
+    data = shipped.RECIPES / "data"
+    assert load_recipe("quickstart-dpo").stages[0].recipe.data == str(data / "quickstart_pairs.jsonl")
+    assert load_recipe("quickstart-sft").stages[0].recipe.data == str(data / "quickstart_sft.jsonl")
     # --set goes through notos.overrides: a path typed in a shell is read from the shell's folder,
     # hf:// stays, on a staged recipe's stage too.
     monkeypatch.chdir(tmp_path)
@@ -143,7 +144,7 @@ def test_accelerate_config_relaunches_under_accelerate(tmp_path):
     recipe = load_recipe("quickstart-dpo", ["accelerate_config=deepspeed_zero3"])
     config = launch.config_of(recipe)
     assert config.name == "deepspeed_zero3.yaml" and config.is_file()
-    assert {p.stem for p in launch.SHIPPED.glob("*.yaml")} == {"multi_gpu", "deepspeed_zero2", "deepspeed_zero3"}
+    assert {p.stem for p in launch.ACCELERATE_CONFIGS.glob("*.yaml")} == {"multi_gpu", "deepspeed_zero2", "deepspeed_zero3"}
     argv = launch.command(config, ["dpo", "--recipe", "quickstart-dpo"], 8)
     assert argv[1:4] == ["-m", "accelerate.commands.launch", "--config_file"] and argv[-5:-3] == ["notos.cli", "train"]
     assert "--num_processes" in argv and "8" in argv

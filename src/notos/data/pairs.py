@@ -26,16 +26,25 @@ def to_pair(row: dict, origin: str) -> dict:
             raise DataError(f"{origin}: no column '{column}' (preference pairs need prompt, chosen, rejected)")
         check_turns(row[column], column, origin)
     if row.get("prompt") is None:
-        from trl.data_utils import extract_prompt
-
-        pair = extract_prompt({"chosen": row["chosen"], "rejected": row["rejected"]})
-        return {k: pair[k] for k in PAIR_COLUMNS}
+        return split_shared_prompt(row["chosen"], row["rejected"])
     prompt, chosen, rejected = row["prompt"], row["chosen"], row["rejected"]
     check_turns(prompt, "prompt", origin)
     if isinstance(prompt, str) and isinstance(chosen, str) and isinstance(rejected, str):
         return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
     prompt = as_messages(prompt, "user")
     return {"prompt": prompt, "chosen": _reply(prompt, chosen), "rejected": _reply(prompt, rejected)}
+
+
+def split_shared_prompt(chosen, rejected) -> dict:
+    """A pair without a prompt column (Anthropic HH's layout): the prompt is what chosen and
+    rejected share from the start — whole messages, or text up to the first difference (a space
+    just before it stays with the answers)."""
+    shared = 0
+    while shared < min(len(chosen), len(rejected)) and chosen[shared] == rejected[shared]:
+        shared += 1
+    if isinstance(chosen, str) and shared and chosen[shared - 1] == " " and shared < len(chosen):
+        shared -= 1
+    return {"prompt": chosen[:shared], "chosen": chosen[shared:], "rejected": rejected[shared:]}
 
 
 def pair_as_chat(pair: dict) -> dict:

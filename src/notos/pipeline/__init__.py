@@ -1,4 +1,7 @@
-"""The pipeline engine: steps, graph, resume planning, store and executors."""
+"""The pipeline engine: steps, graph, resume planning, store and executors.
+
+Building a pipeline from YAML with every step type notos has is `notos.recipes.load_pipeline`
+(the engine's own loader, `yaml_io`, knows only the engine's step types unless handed a catalog)."""
 
 from notos.pipeline.columns import drop_columns, filter_rows, group_columns, keep_columns, rename_columns
 from notos.pipeline.decorators import global_step, source, step
@@ -8,7 +11,7 @@ from notos.pipeline.results import load_run
 from notos.pipeline.routing import sample_n
 from notos.pipeline.sources import from_rows, load_data
 from notos.pipeline.step import Step
-from notos.pipeline.yaml_io import build_pipeline, load_pipeline, to_config, to_yaml
+from notos.pipeline.yaml_io import to_config, to_yaml
 
 
 def run(pipeline: Pipeline, out_dir, *, limit: int | None = None, progress: bool = True, executor: Executor | None = None,
@@ -28,7 +31,7 @@ def run(pipeline: Pipeline, out_dir, *, limit: int | None = None, progress: bool
 
 
 __all__ = [
-    "Executor", "LocalExecutor", "Pipeline", "RunResult", "Step", "SyncExecutor", "build_pipeline", "drop_columns",
-    "filter_rows", "from_rows", "global_step", "group_columns", "keep_columns", "load_data", "load_pipeline", "load_run",
+    "Executor", "LocalExecutor", "Pipeline", "RunResult", "Step", "SyncExecutor", "drop_columns",
+    "filter_rows", "from_rows", "global_step", "group_columns", "keep_columns", "load_data", "load_run",
     "rename_columns", "run", "sample_n", "source", "step", "to_config", "to_yaml",
 ]

@@ -49,7 +49,7 @@ class Step:
     inputs: dict[str, str] = field(default_factory=dict)  # column -> type name ("any" = unchecked)
     outputs: tuple[str, ...] = ()
     options: dict = field(default_factory=dict)
-    type_name: str = "python"  # how YAML names it: a registry name, or "python" with `fn: module:function`
+    type_name: str = "python"  # how YAML names it: a catalog type name, or "python" with `fn: module:function`
     per_row: bool = True
     concurrency: int = 1  # batches in flight at once in this step
     row_concurrency: int = 64  # rows in flight at once within a batch (async per-row steps)
@@ -119,9 +119,14 @@ class Step:
         return f"{self.type_name}:{getattr(self.fn, '__module__', '')}:{source}:{self.ref}"
 
     def own_hash(self) -> str:
+        options = self.hash_options(self.options) if self.hash_options else self.options
+        if self.type_name != "python":
+            # An option left unset is no option: a built-in type that gains an option (default
+            # None) keeps the fingerprints of the steps that do not use it. (Python steps hash
+            # as they did under scheme 1, which the cache migration recomputes.)
+            options = {k: v for k, v in options.items() if v is not None}
         payload = json.dumps(
-            {"kind": self.kind, "code": self.code_identity(),
-             "options": self.hash_options(self.options) if self.hash_options else self.options,
+            {"kind": self.kind, "code": self.code_identity(), "options": options,
              "inputs": self.inputs, "outputs": list(self.outputs)},
             sort_keys=True,
             default=str,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from notos.errors import NotosError
 
-FOLDER = Path(__file__).parent
+from notos.shipped import RECIPES as FOLDER
 
 
 def resolve(spec: str | Path) -> Path:

@@ -51,9 +51,10 @@ def stages(recipe: str = RECIPE, set_: list[str] = SET, out: Path = OUT, dry_run
 @train_app.command()
 def recipes():
     """List the training recipes shipped with notos."""
-    from notos.train.recipes import SHIPPED, read_yaml
+    from notos.shipped import TRAINING_RECIPES
+    from notos.train.recipes import read_yaml
 
-    for path in sorted(SHIPPED.glob("*.yaml"), key=lambda p: p.stem):
+    for path in sorted(TRAINING_RECIPES.glob("*.yaml"), key=lambda p: p.stem):
         config = read_yaml(path)
         kind = "stages" if "stages" in config else config.get("kind", "?")
         typer.echo(f"{path.stem:<18} {kind:<7} {str(config.get('description', '')).strip().splitlines()[0]}")

@@ -15,7 +15,7 @@ from notos.train import outputs
 from notos.train.args import peft_config, training_args
 from notos.train.config import DPORecipe
 from notos.train.models import cache_root, load_model, load_tokenizer, resolve_model
-from notos.train.recipes import SHIPPED_DATA
+from notos.shipped import RECIPE_DATA
 from notos.train.shared import begin, fit, prepare_kbit
 
 
@@ -61,6 +61,6 @@ def ref_cache_dir(r: DPORecipe) -> Path:
     if r.ref_cache_dir:
         return Path(r.ref_cache_dir)
     data = Path(r.data)
-    if r.data.startswith("hf://") or data.resolve().is_relative_to(SHIPPED_DATA):
+    if r.data.startswith("hf://") or data.resolve().is_relative_to(RECIPE_DATA):
         return cache_root() / "ref-logps"
     return (data if data.is_dir() else data.parent) / ".notos-ref-logps"

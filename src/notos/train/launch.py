@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 from notos.errors import NotosError
-from notos.train.recipes import ROOM, Recipe
+from notos.shipped import ACCELERATE_CONFIGS
+from notos.train.recipes import Recipe
 
-SHIPPED = ROOM / "accelerate"
 
 
 def config_of(recipe: Recipe) -> Path | None:
@@ -30,10 +30,10 @@ def config_of(recipe: Recipe) -> Path | None:
     value = values.pop()
     if Path(value).is_file():
         return Path(value)
-    shipped = SHIPPED / f"{Path(value).stem}.yaml"  # a bare name read from YAML became a path
+    shipped = ACCELERATE_CONFIGS / f"{Path(value).stem}.yaml"  # a bare name read from YAML became a path
     if shipped.is_file():
         return shipped
-    names = ", ".join(sorted(p.stem for p in SHIPPED.glob("*.yaml")))
+    names = ", ".join(sorted(p.stem for p in ACCELERATE_CONFIGS.glob("*.yaml")))
     raise NotosError(f"accelerate_config {value}: no such file and no shipped config of that name ({names})")
 
 

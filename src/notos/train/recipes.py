@@ -27,12 +27,10 @@ from pathlib import Path
 
 from notos.errors import NotosError
 from notos.overrides import parse_override
+from notos.shipped import TRAINING_RECIPES
 from notos.train.config import (DEVICES, LOSS_ON, METHODS, PATH_KEYS, PRECISIONS, RECIPE_TYPES, REFERENCES, Common,
                                 DPORecipe, SFTRecipe)
 
-ROOM = Path(__file__).resolve().parents[1] / "recipes"  # every shipped recipe: pipelines here, training below
-SHIPPED = ROOM / "train"  # training recipes; a relative path in one is read from this folder
-SHIPPED_DATA = ROOM / "data"  # the small data files recipes ship with
 STAGED_KEYS = ("description", "defaults", "stages")
 
 
@@ -52,7 +50,7 @@ class Recipe:
 
 
 def shipped_names() -> list[str]:
-    return sorted(p.stem for p in SHIPPED.glob("*.yaml"))
+    return sorted(p.stem for p in TRAINING_RECIPES.glob("*.yaml"))
 
 
 def find_recipe(spec: str) -> Path:
@@ -61,7 +59,7 @@ def find_recipe(spec: str) -> Path:
         if not path.is_file():
             raise NotosError(f"recipe {spec}: no such file")
         return path
-    shipped = SHIPPED / f"{spec}.yaml"
+    shipped = TRAINING_RECIPES / f"{spec}.yaml"
     if shipped.exists():
         return shipped
     raise NotosError(f"recipe '{spec}': no such file and no shipped recipe of that name (recipes: {', '.join(shipped_names())})")

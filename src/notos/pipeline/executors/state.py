@@ -7,6 +7,7 @@ from then on the steps share the store, the plan, the stats and the worker pools
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -61,7 +62,8 @@ class RunState:
         if "thread" in kinds:
             self.pools["thread"] = ThreadPoolExecutor(max_workers)
         if "process" in kinds:
-            self.pools["process"] = ProcessPoolExecutor(max_workers)
+            self.pools["process"] = ProcessPoolExecutor(max_workers, initializer=_extend_path,
+                                                        initargs=(_module_roots(pipeline),))
         self.started = time.perf_counter()
 
     @contextmanager
@@ -99,3 +101,21 @@ class RunState:
 
     def fail(self, error: BaseException) -> None:
         self.store.fail(error, self.stats.record())
+
+
+def _module_roots(pipeline: Pipeline) -> list[str]:
+    """The folders Python steps' modules were imported from (a YAML file's `fn: my_steps:thing`
+    is imported with its folder on sys.path only for the import): a worker process started by
+    spawn or forkserver imports each step's module again and must find it there too."""
+    roots = []
+    for step in pipeline.steps:
+        module = sys.modules.get(getattr(step.fn, "__module__", ""))
+        file = getattr(module, "__file__", None)
+        if step.workers == "process" and file:
+            depth = step.fn.__module__.count(".") + (Path(file).name == "__init__.py")
+            roots.append(str(Path(file).resolve().parents[depth]))
+    return sorted(set(roots))
+
+
+def _extend_path(roots: list[str]) -> None:
+    sys.path.extend(r for r in roots if r not in sys.path)
