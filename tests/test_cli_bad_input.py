@@ -1,8 +1,8 @@
 """Bad input at the command line: one line on stderr, no traceback, a non-zero exit code
 (2: a user error), a message that names the culprit, and nothing already written is lost.
 
-Each case writes its own files under tmp_path and runs `notos run ...` in a subprocess, as a
-user would. Errors that fire while the pipeline is checked are run with `--dry-run` (fast);
+Each case writes its own files under tmp_path and runs `notos run ...` through `notos.cli.main`,
+as a user would (in this process: the `cli` fixture). Errors that fire while the pipeline is checked are run with `--dry-run` (fast);
 `test_validation_errors_fire_without_dry_run` shows the same errors stop a real run too.
 """
 

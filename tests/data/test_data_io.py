@@ -17,7 +17,7 @@ from notos.data.io import count_rows, iter_batches, read_rows, write_rows
 from notos.data.row_ids import ROW_ID, assign_row_ids, derive_row_id
 from notos.errors import DataError
 from notos.pipeline import Pipeline, load_data, load_run, run, step
-from notos.pipeline.executors.local import source_batches, with_row_ids
+from notos.pipeline.executors.reading import source_batches, with_row_ids
 
 # Rows with every value kind a dataset row usually holds. Each row has the same keys and each
 # column one type, so every format can hold them exactly.

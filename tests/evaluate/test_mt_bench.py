@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from notos.data.mt_bench import Question, load_questions, load_references, read_jsonl
+from notos.data.mt_bench import Question, load_questions, load_references
 from notos.errors import NotosError
 from notos.evaluate.mt_bench import reference_for, select_questions, summarize
 
@@ -70,16 +70,6 @@ def test_real_files_read(shared_data):
 def test_select_unknown_id_is_an_error():
     with pytest.raises(NotosError, match="--question-ids: no question with id 99"):
         select_questions([Question(1, "writing", ("a", "b"))], "1,99")
-
-
-def test_a_line_cut_short_by_a_crash_is_dropped(tmp_path):
-    path = tmp_path / "model_judgment.jsonl"
-    path.write_text('{"a": 1}\n{"a": 2}\n{"a": 3, "b"')
-    assert read_jsonl(path) == [{"a": 1}, {"a": 2}]
-    assert path.read_text() == '{"a": 1}\n{"a": 2}\n'
-    path.write_text('{"a": 1}\nnot json\n{"a": 3}\n')
-    with pytest.raises(NotosError, match="line 2 is not valid JSON"):
-        read_jsonl(path)
 
 
 BAD_QUESTIONS = [

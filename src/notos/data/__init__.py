@@ -1,6 +1,6 @@
 """The floor under the engine: what a path holds (`locate`), readers and writers (JSONL, Parquet,
 CSV, Hugging Face datasets), the known record formats, atomic writes. Imports nothing from notos
-but `notos.errors` and `notos.overrides`.
+but `notos.errors`.
 
     locate.py       what a path holds: a file, parts, a run folder, a curate output, a saved dataset, hf://
     io.py           rows in batches (pipelines), write_rows

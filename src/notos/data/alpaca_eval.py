@@ -11,27 +11,18 @@ null = no verdict.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter, defaultdict
-from pathlib import Path
 
+from notos.data.io import read_option_file
 from notos.errors import NotosError
 
 REQUIRED = ("instruction", "output_1", "output_2", "preference")
 
 
-def _rows(path, option: str) -> list[dict]:
-    from notos.data.io import read_rows
-
-    if not Path(path).is_file():
-        raise NotosError(f"{option} {path}: no such file")
-    return read_rows(str(path))
-
-
 def read_annotations(path) -> list[dict]:
     """AlpacaEval annotations (a JSON list or JSONL) checked row by row; preference as float or None."""
-    return check_annotations(_rows(path, "--annotations"), str(path))
+    return check_annotations(read_option_file(path, "--annotations"), str(path))
 
 
 def check_annotations(rows: list[dict], source: str = "annotations") -> list[dict]:
@@ -65,7 +56,7 @@ def _preference(value, source: str, number: int) -> float | None:
 
 def read_outputs(path, option: str) -> list[dict]:
     """AlpacaEval's outputs file (instruction, output, generator)."""
-    rows = _rows(path, option)
+    rows = read_option_file(path, option)
     for number, row in enumerate(rows, 1):
         for field in ("instruction", "output"):
             if not isinstance(row.get(field), str):
@@ -76,7 +67,7 @@ def read_outputs(path, option: str) -> list[dict]:
 
 def read_instructions(path) -> list[str]:
     """The `instruction` of every row (other fields are ignored)."""
-    rows = _rows(path, "--instructions")
+    rows = read_option_file(path, "--instructions")
     for number, row in enumerate(rows, 1):
         if not isinstance(row.get("instruction"), str) or not row["instruction"].strip():
             raise NotosError(f"--instructions {path}: row {number}: field 'instruction' is missing or empty")
@@ -98,9 +89,3 @@ def match_outputs(instructions: list[str], rows: list[dict], source: str) -> lis
         used[text] += 1
     return out
 
-
-def write_json(path: Path, data) -> None:
-    """Indented JSON, atomically (a reader never sees half a file)."""
-    from notos.data.atomic import atomic_write_bytes
-
-    atomic_write_bytes(path, json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8"))

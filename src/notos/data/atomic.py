@@ -58,23 +58,31 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return Path(path)
 
 
+def write_json(path: str | Path, data, default=None) -> Path:
+    """Indented JSON, atomically (a reader never sees half a file)."""
+    import json
+
+    return atomic_write_bytes(path, json.dumps(data, indent=2, ensure_ascii=False, default=default).encode("utf-8"))
+
+
 def old_path(final: str | Path) -> Path:
     """Where `replace_folder` keeps the folder it replaces until the new one is in place."""
     final = Path(final)
     return final.with_name(f".{final.name}.old")
 
 
-def replace_folder(new: str | Path, final: str | Path) -> Path:
+def replace_folder(new: str | Path, final: str | Path, fsync_files: bool = True) -> Path:
     """Swap the freshly written folder `new` in as `final` (same parent folder).
 
-    The files of `new` are fsynced first; the old `final` moves to `.NAME.old`, `new` is renamed
+    The files of `new` are fsynced first (`fsync_files=False` when they already are: hard links
+    to committed parts); the old `final` moves to `.NAME.old`, `new` is renamed
     to `final`, and only then is the old one removed. A crash before the second rename leaves the
     old folder at `.NAME.old`, which `recover_folder(final)` (called here first) puts back.
     """
     new, final = Path(new), Path(final)
     recover_folder(final)
     for folder, _, files in os.walk(new):
-        for name in files:
+        for name in files if fsync_files else ():
             with open(os.path.join(folder, name), "rb") as fh:
                 os.fsync(fh.fileno())
         fsync_dir(folder)

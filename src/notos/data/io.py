@@ -49,6 +49,13 @@ def read_rows(path: str, split: str | None = None) -> list[dict]:
     return [row for batch in iter_batches(path, 10_000, split) for row in batch]
 
 
+def read_option_file(path, option: str) -> list[dict]:
+    """The rows of a file a command-line option names; a missing one is an error naming the option."""
+    if not Path(path).is_file():
+        raise DataError(f"{option} {path}: no such file")
+    return read_rows(str(path))
+
+
 def count_rows(path: str) -> int | None:
     """Row count without reading the data where the format allows (for progress bars)."""
     try:

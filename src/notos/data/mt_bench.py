@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from notos.data.io import read_option_file
 from notos.errors import NotosError
 
 ANSWERS, JUDGMENTS = "model_answer.jsonl", "model_judgment.jsonl"
@@ -33,14 +34,6 @@ class Question:
         return str(self.question_id)
 
 
-def _rows(path, option: str) -> list[dict]:
-    from notos.data.io import read_rows
-
-    if not Path(path).is_file():
-        raise NotosError(f"{option} {path}: no such file")
-    return read_rows(str(path))
-
-
 def _question_id(row: dict, where: str):
     qid = row.get("question_id")
     if isinstance(qid, bool) or not isinstance(qid, (int, str)) or qid == "":
@@ -51,7 +44,7 @@ def _question_id(row: dict, where: str):
 def load_questions(path) -> list[Question]:
     """FastChat's question.jsonl, checked row by row (a bad row is a one-line error naming it)."""
     questions, seen = [], set()
-    for number, row in enumerate(_rows(path, "--questions"), 1):
+    for number, row in enumerate(read_option_file(path, "--questions"), 1):
         where = f"{path}: question {number}"
         qid = _question_id(row, where)
         turns, category = row.get("turns"), row.get("category")
@@ -71,7 +64,7 @@ def load_questions(path) -> list[Question]:
 def load_references(path) -> dict[str, tuple[str, ...]]:
     """question_id (as text) -> the reference turns, from FastChat's reference_answer file."""
     references = {}
-    for number, row in enumerate(_rows(path, "--references"), 1):
+    for number, row in enumerate(read_option_file(path, "--references"), 1):
         where = f"{path}: answer {number}"
         qid = _question_id(row, where)
         choices = row.get("choices")
@@ -93,27 +86,6 @@ def judgment_record(question: Question, model_id: str, judge: tuple[str, str], t
     return {"question_id": question.question_id, "model": model_id, "judge": list(judge), "user_prompt": user_prompt,
             "judgment": judgment, "score": FAILED if score is None else score, "turn": turn, "tstamp": tstamp,
             "category": question.category, "parse_error": parse_error}
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """Records of a model_answer / model_judgment file. A last line cut short by a crash is dropped
-    (and cut from the file)."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if number == len(lines) and not line.endswith("\n"):
-                path.write_text("".join(lines[:-1]), encoding="utf-8")
-                break
-            raise NotosError(f"{path}: line {number} is not valid JSON; fix or delete the file to start over") from None
-    return records
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:

@@ -168,7 +168,6 @@ def harness(
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Requests per forward pass."),
     device: str = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda when available)."),
     apply_chat_template: bool = typer.Option(False, "--apply-chat-template", help="Wrap prompts in the model's chat template (for chat models)."),
-    judge_mode: str = typer.Option("auto", "--judge-mode", help="text: the judge writes its verdict; logprob: the verdict is read from its probabilities (small local judges always give one); auto: logprob for local judges, text for servers."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as one JSON object instead of a table."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show lm-eval's progress bars."),
 ):

@@ -159,19 +159,19 @@ def summarize(results: dict, model_name: str, names: list[str]) -> dict:
 
 
 def write_harness_folder(out_dir, results: dict, summary: dict, config: dict) -> Path:
-    from notos.data.atomic import atomic_write_bytes
+    from notos.data.atomic import write_json
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     samples = results.get("samples") or {}
     kept = {k: v for k, v in results.items() if k != "samples"}
-    (out_dir / "harness_results.json").write_text(json.dumps(kept, indent=2, default=_jsonable), encoding="utf-8")
+    write_json(out_dir / "harness_results.json", kept, default=_jsonable)
     for task, records in samples.items():
         with open(out_dir / f"samples_{task}.jsonl", "w", encoding="utf-8") as fh:
             for record in records:
                 fh.write(json.dumps(record, default=_jsonable, ensure_ascii=False) + "\n")
-    for name, data in (("summary.json", summary), ("config.json", config)):  # a reader never sees half a file
-        atomic_write_bytes(out_dir / name, json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8"))
+    write_json(out_dir / "summary.json", summary)
+    write_json(out_dir / "config.json", config)
     _write_report(out_dir, summary)
     return out_dir
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from notos.data.alpaca_eval import match_outputs, read_instructions, read_outputs, write_json
+from notos.data.alpaca_eval import match_outputs, read_instructions, read_outputs
+from notos.data.atomic import write_json
+from notos.data.locate import SUFFIXES
 from notos.errors import NotosError
 from notos.evaluate.winrate import win_rate
 from notos.pipeline import Pipeline, from_rows, rename_columns, step
@@ -24,7 +26,6 @@ from notos.pipeline import Pipeline, from_rows, rename_columns, step
 RUN = "run"  # the run store, inside the output folder
 BATCH_SIZE = 32  # pairs per batch: big enough to batch, small enough to commit often
 NO_OUTPUT = "no output to judge"
-DATA_SUFFIXES = (".json", ".jsonl", ".ndjson", ".parquet", ".csv")
 SIDES = {"model": "output_2", "baseline": "output_1"}  # AlpacaEval: output_1 is the baseline
 
 log = logging.getLogger("notos")
@@ -57,7 +58,7 @@ def _is_file_option(value: str, option: str) -> bool:
     """`--baseline SPEC|FILE`: an existing file is outputs; anything else must read as an LLM spec."""
     if Path(value).is_file():
         return True
-    if Path(value).suffix.lower() in DATA_SUFFIXES:
+    if Path(value).suffix.lower() in SUFFIXES:
         raise NotosError(f"{option} {value}: no such file")
     _check_spec(value, option)
     return False

@@ -27,6 +27,7 @@ import time
 import uuid
 from pathlib import Path
 
+from notos.data.atomic import write_json
 from notos.data.mt_bench import (ANSWERS, FAILED, JUDGMENTS, Question, answer_record, judgment_record, load_questions,
                                  load_references, write_jsonl)
 from notos.errors import NotosError
@@ -152,7 +153,7 @@ def run_mt_bench(model, judge, questions, out_dir, *, references=None, question_
     out_dir.mkdir(parents=True, exist_ok=True)
     model_name = config["model_name"] = model_name or old.get("model_name")
     config["model_id"], config["judge_id"] = old.get("model_id"), old.get("judge_id")
-    (out_dir / "config.json").write_text(json.dumps(config, indent=2))
+    write_json(out_dir / "config.json", config)
     missing_refs = [q.key for q in chosen if q.category in NEED_REFERENCE and reference_for(q, refs, 1) is None]
     if missing_refs:
         log.info("MT-Bench: no reference answer for question %s: judged without one (pass --references)", ", ".join(missing_refs))
@@ -161,12 +162,12 @@ def run_mt_bench(model, judge, questions, out_dir, *, references=None, question_
     answers, judgments, (model_id, judge_id) = records_of_run(out_dir / RUN, chosen, model_name)
     config["model_id"] = model_id or config["model_id"]
     config["judge_id"] = judge_id or config["judge_id"]
-    (out_dir / "config.json").write_text(json.dumps(config, indent=2))
+    write_json(out_dir / "config.json", config)
     write_jsonl(out_dir / ANSWERS, answers)
     write_jsonl(out_dir / JUDGMENTS, judgments)
     summary = summarize(answers, judgments, all_questions, chosen)
     summary.update(model=config["model_id"], judge=config["judge_id"])
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out_dir / "summary.json", summary)
     from notos.evaluate.reports import write_mt_bench_report
 
     write_mt_bench_report(out_dir, summary, all_questions, judgments)
@@ -219,10 +220,9 @@ def records_of_run(run_dir: Path, chosen: list[Question], model_name: str | None
             messages = judges.single_messages(row[f"turn_{turn}"], row[f"answer_{turn}"], reference=reference,
                                               turn_context=context)
             prompt = "notos-single" + ("-ref" if reference is not None else "") + ("-multi-turn" if turn == 2 else "")
-            parsed = judges.parse_single(row["judge_raw"])
             judgments.append(judgment_record(q, model_id or "model", (row["judge_model"], prompt), turn,
-                                             messages[-1]["content"], row["judge_raw"], parsed["score"], parsed["error"],
-                                             row["judged_at"]))
+                                             messages[-1]["content"], row["judge_raw"], row["judge_score"],
+                                             row["judge_error"], row["judged_at"]))
     for what, failures in failed.items():
         if failures:  # one line, not one per question: an outage fails them all the same way
             log.info("MT-Bench: %d %s failed (first: %s); rerun the same command to retry them", len(failures), what, failures[0])

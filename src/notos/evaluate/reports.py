@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from notos.data.alpaca_eval import write_json
+from notos.data.atomic import write_json
 from notos.data.mt_bench import FAILED, Question
 
 

@@ -239,7 +239,7 @@ class RunStore:
             rows += pq.ParquetFile(dst).metadata.num_rows
         unify_part_schemas(sorted(new.glob("part-*.parquet")))
         (new / "_notos.json").write_text(json.dumps({"step": leaf, "fingerprint": fingerprint, "rows": rows}))
-        replace_folder(new, data / leaf)
+        replace_folder(new, data / leaf, fsync_files=False)  # hard links to parts fsynced at commit
         return rows
 
     def write_stats(self, stats: dict) -> None:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from notos.errors import GraphError
 from notos.tasks.judge_calls import JUDGE_MODES, NO_VERDICT, judge_ask, judge_text
-from notos.tasks.judges import _SCORE_RE, pairwise_messages, parse_pairwise, parse_single, reconcile, single_messages
+from notos.tasks.judges import IN_ORDER, _SCORE_RE, pairwise_messages, parse_pairwise, parse_single, reconcile, single_messages
 from notos.tasks.llm_steps import LLMTask, lists, llm_step, options_of
 
 if TYPE_CHECKING:
@@ -184,7 +184,7 @@ def combine_comparisons(parsed: list[dict], *, both_orders, **_) -> dict:
         joined = reconcile(*winners)
         winner, consistent = joined["winner"], joined["consistent"]
     else:
-        winner, consistent = {"A": "1", "B": "2", "tie": "tie", None: None}[winners[0]], None
+        winner, consistent = IN_ORDER[winners[0]], None
     return {**columns, "preference": winner, "preference_value": PREFERENCE_VALUE[winner], "preference_consistent": consistent}
 
 

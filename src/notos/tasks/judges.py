@@ -147,6 +147,11 @@ def _winner_of(verdict) -> str | None:
     raise ValueError(f"unknown pairwise verdict {verdict!r}")
 
 
+# A verdict on (answer1 as A, answer2 as B) as the winning answer; SWAPPED for the other order.
+IN_ORDER = {"A": "1", "B": "2", "tie": "tie", None: None}
+SWAPPED = {"A": "2", "B": "1", "tie": "tie", None: None}
+
+
 def reconcile(first, second) -> dict:
     """Combine two pairwise verdicts into `{"winner": "1"|"2"|"tie"|None, "consistent": bool}`.
 
@@ -155,8 +160,8 @@ def reconcile(first, second) -> dict:
     disagreement is a tie (the judge followed position, not content). A missing verdict leaves the
     other one, marked inconsistent since it was not confirmed.
     """
-    w1 = {"A": "1", "B": "2", "tie": "tie", None: None}[_winner_of(first)]
-    w2 = {"A": "2", "B": "1", "tie": "tie", None: None}[_winner_of(second)]
+    w1 = IN_ORDER[_winner_of(first)]
+    w2 = SWAPPED[_winner_of(second)]
     if w1 is None or w2 is None:
         return {"winner": w1 if w2 is None else w2, "consistent": False}
     if w1 == w2:

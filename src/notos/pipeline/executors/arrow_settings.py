@@ -38,7 +38,8 @@ _configured = False
 
 
 def configure_arrow() -> None:
-    """Every executor calls this first, before the run converts any rows to Arrow."""
+    """Called first by every run (RunState, which every executor starts with), before any rows
+    become Arrow."""
     global _configured
     if _configured:
         return

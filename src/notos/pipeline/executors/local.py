@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 
 from notos.pipeline.executors.batches import Batch, deliveries, global_part, global_parts, source_batch, step_batch
 from notos.pipeline.executors.reading import read_source
-from notos.pipeline.executors.reading import source_batches, with_row_ids  # noqa: F401 - tests/data imports them from here
 from notos.pipeline.executors.state import RunResult, RunState
 from notos.pipeline.graph import Pipeline
 from notos.pipeline.step import Step
