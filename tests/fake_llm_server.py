@@ -11,6 +11,9 @@ message, so it follows the row whatever the concurrency:
     [empty]        a 200 whose message content is ""
     [400]          HTTP 400 with an error message (not worth retrying)
     [401]          HTTP 401
+With `FakeLLMServer(echo_headers=True)` the 401 and 500 bodies repeat the request's headers
+(Authorization included), as a careless proxy does: the 401 in its JSON error message, the 500
+as plain text. `FakeLLMServer(always="500")` (or "401", "hang"...) gives every request that fault.
     [weird]        a 200 whose choices are not objects
     [ignore_n]     answers with one choice whatever `n` asked (as some servers do)
 A rating prompt (texts in `<text N>` tags) gets one UltraFeedback section per text, rated with
@@ -43,8 +46,10 @@ FAULT = re.compile(r"\[(500|429|hang|badjson|empty|400|401|weird)(?:x(\d+))?(?::
 
 
 class FakeLLMServer:
-    def __init__(self, latency: float = 0.0, model: str = "fake-model"):
+    def __init__(self, latency: float = 0.0, model: str = "fake-model", echo_headers: bool = False,
+                 always: str | None = None):
         self.latency, self.model = latency, model
+        self.echo_headers, self.always = echo_headers, always
         self.attempts: Counter[str] = Counter()  # user text -> requests seen
         self.requests: list[dict] = []  # bodies, in arrival order
         self.headers: list[dict] = []
@@ -116,16 +121,19 @@ class FakeLLMServer:
         seen = self.attempts[text]
         if self.latency:
             await asyncio.sleep(self.latency)
-        fault = FAULT.search(text)
+        fault = FAULT.search(f"[{self.always}]" if self.always else text)
         if fault:
             kind, times, retry_after = fault.group(1), fault.group(2), fault.group(3)
             if times is None or seen <= int(times):
-                response = await self._fault(kind, retry_after)
+                response = await self._fault(kind, retry_after, dict(request.headers))
                 if response is not None:
                     return response
         return web.json_response(self._completion(body, text))
 
-    async def _fault(self, kind: str, retry_after: str | None):
+    async def _fault(self, kind: str, retry_after: str | None, headers: dict):
+        echoed = f" request headers: {headers}" if self.echo_headers else ""
+        if kind == "500" and echoed:
+            return web.Response(text=f"internal failure;{echoed}", status=500)
         if kind == "500":
             return web.json_response({"error": {"message": "internal failure"}}, status=500)
         if kind == "429":
@@ -138,7 +146,7 @@ class FakeLLMServer:
         if kind == "400":
             return web.json_response({"error": {"message": "prompt is too long for this model"}}, status=400)
         if kind == "401":
-            return web.json_response({"error": {"message": "invalid api key"}}, status=401)
+            return web.json_response({"error": {"message": f"invalid api key{echoed}"}}, status=401)
         if kind == "weird":
             return web.json_response({"choices": ["x"], "usage": {}})
         return None  # "empty" is shaped in _completion

@@ -1,4 +1,5 @@
-"""The `notos` command line. Every user error is one line on stderr and exit code 2."""
+"""The `notos` command line. Every user error is one line on stderr and exit code 2; a run that
+finishes with every row of a leaf failed is one line and exit code 3."""
 
 from __future__ import annotations
 
@@ -45,8 +46,12 @@ def run(
     llm_base_url: str = typer.Option(None, "--llm-base-url", help="Point every LLM of the pipeline at this OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1)."),
     llm_model: str = typer.Option(None, "--llm-model", help="Model name to ask that server for (default: the first one it lists)."),
     llm_api_key_env: str = typer.Option(None, "--llm-api-key-env", help="Environment variable holding that server's API key (the key itself is never written anywhere)."),
+    llm_timeout: float = typer.Option(None, "--llm-timeout", help="Seconds each request to an LLM server may take, for every LLM of the pipeline served over HTTP (default 120)."),
+    llm_max_retries: int = typer.Option(None, "--llm-max-retries", min=0, help="Retries of a failed request (429, 5xx, timeout, connection error), for every LLM served over HTTP (default 6)."),
 ):
-    """Run a pipeline, or resume it: committed batches are skipped, changed steps rerun."""
+    """Run a pipeline, or resume it: committed batches are skipped, changed steps rerun.
+
+    Exit code 3: the run finished but a leaf has no row without an error (every row failed)."""
     from notos.pipeline import run as run_pipeline
     from notos.recipes import load_pipeline
     from notos.recipes.catalog import all_embedded
@@ -57,7 +62,10 @@ def run(
     if (llm_model or llm_api_key_env) and not llm_base_url:
         raise NotosError("--llm-model and --llm-api-key-env go with --llm-base-url")
     server = {"base_url": llm_base_url, "model": llm_model, "api_key_env": llm_api_key_env} if llm_base_url else None
-    pipe, config = load_pipeline(pipeline, set_, str(input) if input else None, llm_server=server)
+    if llm_timeout is not None and not llm_timeout > 0:
+        raise NotosError(f"--llm-timeout must be a positive number of seconds, got {llm_timeout:g}")
+    client = {"timeout": llm_timeout, "max_retries": llm_max_retries}
+    pipe, config = load_pipeline(pipeline, set_, str(input) if input else None, llm_server=server, llm_client=client)
     columns = pipe.validate()
     if dry_run:
         print_plan(pipe, columns)
@@ -67,6 +75,33 @@ def run(
     print_run_summary(result)
     if config.get("note") and all_embedded(config):  # the quickstart's honesty note, while it applies
         typer.echo(str(config["note"]).strip())
+    for leaf, rows in result.rows.items():
+        failed, first = _failed_rows(result.out_dir / "data" / leaf)
+        if rows and failed >= rows:
+            raise NoRowOk(f"leaf '{leaf}': all {rows:,} rows failed ({first}); fix the cause, then rerun with --retry-failed")
+
+
+class NoRowOk(Exception):
+    """A run finished, but a leaf holds no row without an error: exit code 3, one line."""
+
+    exit_code = 3
+
+
+def _failed_rows(folder: Path) -> tuple[int, str]:
+    """(rows with an `_error`, the first such error in one short line) of a leaf's data folder."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    failed, first = 0, ""
+    for part in sorted(folder.glob("*.parquet")):
+        parquet = pq.ParquetFile(part)
+        if "_error" not in parquet.schema_arrow.names:
+            continue
+        errors = parquet.read(columns=["_error"]).column("_error")
+        failed += len(errors) - errors.null_count
+        if not first and failed:
+            first = str(pc.drop_null(errors)[0].as_py())
+    return failed, " ".join(first.split())[:200]
 
 
 @app.command()
@@ -145,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     except NotosError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except NoRowOk as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return NoRowOk.exit_code
     except no_args as exc:
         exc.show()
         return 2

@@ -588,3 +588,30 @@ def test_rows_from_an_earlier_notos_run_keep_their_ids(tmp_path):
     assert sorted(r[ROW_ID] for r in again) == sorted(r[ROW_ID] for r in earlier)
     by_id = {r[ROW_ID]: r for r in earlier}
     assert all(by_id[r[ROW_ID]]["i"] == r["i"] for r in again)
+
+
+def test_check_utf8_names_the_line_across_chunks(tmp_path):
+    """The check reads in chunks: a character split between two chunks is fine, and the line of
+    a bad byte counts the newlines of every chunk before it."""
+    from notos.data.io import check_utf8
+
+    path = tmp_path / "rows.jsonl"
+    good = "".join(json.dumps({"text": f"é猫 {i}"}, ensure_ascii=False) + "\n" for i in range(40)).encode()
+    path.write_bytes(good)
+    for size in (1, 2, 3, 7, 64, 1 << 20):
+        check_utf8(path, chunk_size=size)
+    path.write_bytes(good + b'{"text": "caf\xe9"}\n')
+    for size in (1, 5, 64, 1 << 20):
+        with pytest.raises(DataError) as exc:
+            check_utf8(path, chunk_size=size)
+        assert one_line(exc) == f"{path}: line 41 is not valid UTF-8"
+    path.write_bytes(good[:-1] + b"\xe7\x8c")  # the file ends inside a character
+    with pytest.raises(DataError, match="line 40 is not valid UTF-8"):
+        check_utf8(path, chunk_size=16)
+
+
+def test_non_utf8_json_array_names_the_line(tmp_path):
+    path = tmp_path / "rows.json"
+    path.write_bytes(b'[\n {"a": "ok"},\n {"a": "caf\xe9"}\n]\n')
+    message = _raises_naming(path)
+    assert "UTF-8" in message and "line 3" in message

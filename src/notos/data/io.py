@@ -109,11 +109,32 @@ def _iter_jsonl(path: str, batch_size: int) -> Iterator[list[dict]]:
         raise DataError(f"{path}: no rows (only blank lines)")
 
 
+def check_utf8(path, chunk_size: int = 1 << 24) -> None:
+    """A one-line `DataError` naming the file and line of the first byte that is not UTF-8 (for
+    readers that would pass it through silently or fail without naming the place: Arrow's JSON
+    reader, a whole-file decode). Reads in chunks: memory stays flat whatever the file size."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(chunk_size)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                # exc.object: the bytes held back from the chunk before (part of one character,
+                # no newline) and this chunk
+                line += exc.object[: exc.start].count(b"\n")
+                raise DataError(f"{path}: line {line} is not valid UTF-8") from None
+            if not chunk:
+                return
+            line += chunk.count(b"\n")
+
+
 def _read_json_array(path: str) -> list[dict]:
-    try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not valid UTF-8") from None
+    check_utf8(path)
+    text = Path(path).read_bytes().decode("utf-8")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from notos.data.io import read_rows, write_rows
+from notos.data.io import check_utf8, read_rows, write_rows
 from notos.data.locate import Location, locate
 from notos.errors import DataError
 
@@ -57,6 +57,7 @@ def read_json(path: Path) -> pa.Table:
     """JSON lines (Arrow's reader: fast, infers nested types) or a JSON array of objects."""
     import pyarrow.json as pajson
 
+    check_utf8(path)  # Arrow's reader lets a bad byte through into the strings
     with open(path, "rb") as fh:
         head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     if head != b"[":

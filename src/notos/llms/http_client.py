@@ -8,7 +8,14 @@ plain JSON costs a fraction of that (bench/README.md).
 Retries: 429, 5xx, timeouts, connection errors and malformed bodies are retried with
 exponential backoff and full jitter, honouring Retry-After. A request that still fails marks
 only its own conversation failed. Credentials or model errors (401/403/404) fail the run at
-once with one line, since every row would fail the same way.
+once with one line, since every row would fail the same way; so do the first
+FAILURES_TO_STOP requests all failing (after their retries) for the same reason before any
+answer came back (connection refused, an unknown host, the same HTTP status, the same refusal):
+a dead server or a wrong URL stops the run in seconds instead of failing every row.
+
+Secrets: the key is read from its environment variable when a session opens and is never
+kept on the client; every error text built from a response (body, headers, exception text)
+has the key's value replaced by '***' before it is raised, stored or printed.
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ from notos.llms.types import CandidateScores, Conversation, Generation, Generati
 OPENAI_URL = "https://api.openai.com/v1"
 TOP_LOGPROBS = 20  # the most OpenAI returns; enough to find "1".."5" after a forced prefix
 MAX_REASON = 300
-REFUSALS_TO_STOP = 10  # identical 4xx refusals, before any success, that stop the run
+FAILURES_TO_STOP = 8  # identical failures (after retries), before any answer, that stop the run
+REDACTED = "***"
 
 
 class RequestFailed(Exception):
@@ -104,6 +112,15 @@ class OpenAICompatible:
             self._loop = loop
         return self._session
 
+    def __repr__(self) -> str:
+        return f"OpenAICompatible(model={self.model_name!r}, base_url={self.base_url!r}, api_key_env={self.api_key_env!r})"
+
+    def _redact(self, text: str) -> str:
+        """`text` with the value of the key this client sends replaced by '***' (a server may
+        echo the Authorization header in an error body)."""
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        return redact(text, key)
+
     def _api_key(self) -> str | None:
         if not self.api_key_env:
             return None
@@ -134,9 +151,9 @@ class OpenAICompatible:
             except asyncio.TimeoutError:
                 raise RequestFailed(f"timed out after {self.timeout:g} s", True) from None
             except aiohttp.ClientError as exc:
-                raise RequestFailed(f"connection error: {type(exc).__name__}: {exc}", True) from None
+                raise RequestFailed(self._redact(f"connection error: {type(exc).__name__}: {exc}"), True) from None
         if status != 200:
-            message = _server_message(raw)
+            message = _server_message(self._redact(raw.decode("utf-8", "replace")))
             if status in (401, 403):
                 hint = f" (key from ${self.api_key_env})" if self.api_key_env else " (no key sent: set api_key_env)"
                 raise NotosError(f"llm (openai at {self.base_url}): HTTP {status} {message}{hint}")
@@ -146,9 +163,9 @@ class OpenAICompatible:
         try:
             data = json.loads(raw)
         except ValueError:
-            raise RequestFailed(f"malformed JSON in the response: {raw[:80]!r}", True) from None
+            raise RequestFailed(f"malformed JSON in the response: {self._redact(raw.decode('utf-8', 'replace'))[:80]!r}", True) from None
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
-            raise RequestFailed(f"response without choices: {raw[:80]!r}", True)
+            raise RequestFailed(f"response without choices: {self._redact(raw.decode('utf-8', 'replace'))[:80]!r}", True)
         return data
 
     async def _post(self, path: str, payload: dict) -> dict:
@@ -198,22 +215,25 @@ class OpenAICompatible:
             self.answered += 1
             return generation
         except RequestFailed as failure:
-            self._check_refusals(failure.reason)
+            self._check_failures(failure.reason)
             return Generation(error=failure.reason)
         except NotosError:
             raise
         except Exception as exc:  # noqa: BLE001 - an odd reply fails its own row, never the batch
-            return Generation(error=f"unreadable response: {type(exc).__name__}: {exc}"[:MAX_REASON])
+            return Generation(error=self._redact(f"unreadable response: {type(exc).__name__}: {exc}")[:MAX_REASON])
 
-    def _check_refusals(self, reason: str) -> None:
-        """The server refusing every request the same way (a parameter this model does not
-        take, a context it cannot hold) is a configuration error: stop instead of failing
-        every row of a long run one by one."""
-        if not reason.startswith("HTTP 4") or self.answered:
+    def _check_failures(self, reason: str) -> None:
+        """Every request failing the same way before any answer (a dead server, a wrong URL, a
+        server answering only 500, a parameter this model does not take) is a configuration
+        error or an outage: stop instead of failing every row of a long run one by one."""
+        if self.answered:
             return
-        self.refusals[reason] = self.refusals.get(reason, 0) + 1
-        if self.refusals[reason] >= REFUSALS_TO_STOP:
-            raise NotosError(f"llm (openai at {self.base_url}): the first {REFUSALS_TO_STOP} requests were all refused: {reason}")
+        kind = failure_kind(reason)
+        self.refusals[kind] = self.refusals.get(kind, 0) + 1
+        if self.refusals[kind] >= FAILURES_TO_STOP:
+            verb = "were all refused" if reason.startswith("HTTP 4") else "all failed"
+            raise NotosError(f"llm (openai at {self.base_url}): the first {FAILURES_TO_STOP} requests {verb}: {reason}"
+                             " (stopped early; is the server up and the URL right?)")
 
     def _payload(self, conversation: Conversation, params: GenerationParams) -> dict:
         payload = {
@@ -260,7 +280,9 @@ class OpenAICompatible:
         try:
             data = await self._post("/chat/completions", payload)
         except RequestFailed as failure:
+            self._check_failures(failure.reason)
             return CandidateScores(error=failure.reason)
+        self.answered += 1
         try:
             top = data["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
             pairs = [(str(t.get("token", "")), float(t["logprob"])) for t in top if t.get("logprob") is not None]
@@ -278,6 +300,24 @@ async def all_or_stop(coroutines: list) -> list:
     except BaseExceptionGroup as errors:
         raise errors.exceptions[0] from None
     return [t.result() for t in tasks]
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """`text` with every secret's value replaced by '***'."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:  # a 1-3 character "key" would blank ordinary words
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def failure_kind(reason: str) -> str:
+    """What makes failures "the same": the HTTP status, the connection error's type, else the
+    reason without its attempt count."""
+    if reason.startswith("HTTP "):
+        return reason.split(" ", 2)[1] if reason.startswith("HTTP 5") else reason.rsplit(" (", 1)[0]
+    if reason.startswith("connection error: "):
+        return reason.split(":", 2)[1].strip()
+    return reason.rsplit(" (", 1)[0]
 
 
 def _retry_after(headers) -> float | None:
@@ -310,13 +350,13 @@ def _parse_generation(data: dict) -> Generation:
     )
 
 
-def _server_message(raw: bytes) -> str:
+def _server_message(raw: bytes | str) -> str:
     """The error message a server put in its body, in one short line."""
     try:
         data = json.loads(raw)
         error = data.get("error", data) if isinstance(data, dict) else data
         message = error.get("message", "") if isinstance(error, dict) else str(error)
     except ValueError:
-        message = raw.decode("utf-8", "replace")
+        message = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
     return " ".join(str(message).split())[:200]
 

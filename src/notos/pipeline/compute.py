@@ -14,7 +14,7 @@ import importlib
 from dataclasses import dataclass
 
 from notos.errors import NotosError
-from notos.pipeline.step import Step
+from notos.pipeline.step import Step, accepts, type_name_of
 
 MAX_REASON = 500
 
@@ -109,9 +109,36 @@ async def apply_async(step: Step, rows: list[dict]) -> list[dict]:
         return [r for group in results for r in group]
 
 
+def input_problem(step: Step, row: dict) -> str | None:
+    """Why a row cannot go into a step: a declared input column holding a value of another
+    type (or null). Checked per row as it enters the step, so one bad row fails alone, with
+    its reason, before any work (an LLM request) is spent on it."""
+    for column, wanted in step.inputs.items():
+        if wanted == "any" or column not in row:
+            continue
+        if not accepts(wanted, row[column]):
+            return f"{step.name}: column '{column}' is {type_name_of(row[column])}, expected {wanted}"
+    return None
+
+
+def check_inputs(step: Step, rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Split live rows into those the step can take and those failed by `input_problem`."""
+    if not any(t != "any" for t in step.inputs.values()):
+        return rows, []
+    ok, bad = [], []
+    for row in rows:
+        reason = input_problem(step, row)
+        if reason:
+            bad.append({**row, "_error": reason})
+        else:
+            ok.append(row)
+    return ok, bad
+
+
 async def compute_batch(step: Step, rows: list[dict], pools: dict) -> BatchResult:
-    """Run a map step on a batch: failed rows pass through, live rows go to the function."""
-    live = [r for r in rows if not r.get("_error")]
+    """Run a map step on a batch: failed rows pass through, live rows whose declared inputs
+    have the right types go to the function, the others fail here with the reason."""
+    live, refused = check_inputs(step, [r for r in rows if not r.get("_error")])
     passed = [r for r in rows if r.get("_error")]
     if not live:
         out = []
@@ -135,7 +162,7 @@ async def compute_batch(step: Step, rows: list[dict], pools: dict) -> BatchResul
                 row["_error"] = f"{step.name}: {row['_error']}"[:MAX_REASON]
         else:
             row.setdefault("_error", None)
-    return BatchResult(rows=out + passed, failed=failed, tokens=tokens)
+    return BatchResult(rows=out + refused + passed, failed=failed + len(refused), tokens=tokens)
 
 
 def merge_parents(parent_batches: list[list[dict] | None]) -> list[dict]:

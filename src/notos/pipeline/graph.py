@@ -210,6 +210,7 @@ def _columns_after(step: Step, done: dict, origins: dict, peek: bool) -> dict[st
 
 
 def _compatible(actual: str, wanted: str) -> bool:
+    wanted = wanted.rstrip("?")
     return actual == wanted or (wanted == "float" and actual == "int")
 
 

@@ -34,6 +34,14 @@ TYPE_CHECKS = {
 }
 
 
+def accepts(wanted: str, value) -> bool:
+    """Whether a value fits a declared input type; `str?` (any type with `?`) also takes null:
+    an optional column (a system prompt some rows have)."""
+    if value is None:
+        return wanted == "any" or wanted.endswith("?")
+    return TYPE_CHECKS[wanted.rstrip("?")](value)
+
+
 def type_name_of(value) -> str:
     for name in ("bool", "int", "float", "str", "list", "dict"):
         if TYPE_CHECKS[name](value):
@@ -153,6 +161,7 @@ def normalize_inputs(inputs) -> dict[str, str]:
     else:
         result = {str(k): "any" for k in inputs}
     for column, type_name in result.items():
-        if type_name not in TYPE_CHECKS:
-            raise GraphError(f"input column '{column}': unknown type '{type_name}' (types: {', '.join(TYPE_CHECKS)})")
+        if type_name.rstrip("?") not in TYPE_CHECKS:
+            raise GraphError(f"input column '{column}': unknown type '{type_name}' (types: {', '.join(TYPE_CHECKS)},"
+                             " each with ? to allow null)")
     return result

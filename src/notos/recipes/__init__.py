@@ -30,14 +30,22 @@ def names() -> list[str]:
     return sorted(p.stem for p in FOLDER.glob("*.yaml"))
 
 
-def load_pipeline(spec: str | Path, overrides=(), input_path: str | None = None, llm_server: dict | None = None):
+def load_pipeline(spec: str | Path, overrides=(), input_path: str | None = None, llm_server: dict | None = None,
+                  llm_client: dict | None = None):
     """(Pipeline, resolved config) of a pipeline file or shipped recipe, with `--set` overrides,
-    `--input` and `--llm-base-url` (`llm_server`: base_url, model, api_key_env) applied."""
-    from notos.pipeline.yaml_io import load_pipeline as load
-    from notos.recipes.catalog import STEPS, expand_llm_spec, point_llms
+    `--input` and `--llm-base-url` (`llm_server`: base_url, model, api_key_env) applied, then
+    `--llm-timeout` / `--llm-max-retries` (`llm_client`: timeout, max_retries) on every LLM served
+    over HTTP, after the overrides, so an LLM swapped in with --set gets them too."""
+    from notos.pipeline.yaml_io import build_pipeline as build, load_pipeline as load
+    from notos.recipes.catalog import STEPS, expand_llm_spec, llm_connection, point_llms
 
+    path = resolve(spec)
     edit = partial(point_llms, **llm_server) if llm_server else None
-    return load(resolve(spec), list(overrides), input_path, catalog=STEPS, edit=edit, expand=expand_llm_spec)
+    pipeline, config = load(path, list(overrides), input_path, catalog=STEPS, edit=edit, expand=expand_llm_spec)
+    if llm_client and any(v is not None for v in llm_client.values()):
+        config = llm_connection(config, **llm_client)
+        pipeline = build(config, path.parent, origin=str(path), catalog=STEPS)
+    return pipeline, config
 
 
 def build_pipeline(config: dict, base_dir: str | Path = ".", origin: str = "pipeline"):

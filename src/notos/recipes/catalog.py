@@ -76,6 +76,37 @@ def point_llms(config: dict, base_url: str, model: str | None = None, api_key_en
     return config
 
 
+def llm_connection(config: dict, timeout: float | None = None, max_retries: int | None = None) -> dict:
+    """`--llm-timeout` / `--llm-max-retries`: the client settings of every LLM of the pipeline
+    served over HTTP (a spec string is expanded to its mapping first). Connection settings, so
+    they stay out of fingerprints (`llms.spec.OPERATIONAL`): changing them recomputes nothing."""
+    from notos.llms.spec import parse_spec
+
+    settings = {k: v for k, v in (("timeout", timeout), ("max_retries", max_retries)) if v is not None}
+    flags = " / ".join(f"--llm-{k.replace('_', '-')}" for k in settings)
+    config = copy.deepcopy(config)
+    changed = 0
+    for entry in config.get("steps") or []:
+        if not isinstance(entry, dict):
+            continue
+        factory = STEPS.get(entry.get("type"))
+        declared = inspect.signature(factory).parameters if factory else {}
+        for key in llm_options(entry):
+            value = entry[key] if key in entry else getattr(declared.get(key), "default", None)
+            if value is inspect.Parameter.empty:
+                continue
+            try:
+                spec = parse_spec(value)
+            except NotosError as exc:
+                raise NotosError(f"{flags}: step '{entry.get('name')}': {exc}") from None
+            if spec.get("backend") == "openai":  # the one backend with a network client
+                entry[key] = {**spec, **settings}
+                changed += 1
+    if settings and not changed:
+        raise NotosError(f"{flags}: no LLM of this pipeline talks to a server (use --llm-base-url URL, or an openai: / http:// spec)")
+    return config
+
+
 def all_embedded(config: dict) -> bool:
     """Whether every LLM the config names is the embedded model (the quickstart's honesty note)."""
     llms = [v for step in config.get("steps") or [] if isinstance(step, dict) for k, v in step.items() if is_llm_option(k)]

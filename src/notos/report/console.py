@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
 from pathlib import Path
 
 from rich.console import Console
@@ -19,11 +22,17 @@ def stats_table(stats: dict, title: str) -> Table:
     for column in ("step", "rows in", "rows out", "failed", "from cache", "seconds", "rows/s", "tokens"):
         table.add_column(column, justify="left" if column == "step" else "right")
     for name, s in stats.items():
+        if name.startswith("_") or not isinstance(s, dict):  # `_totals`: shown in a table of its own
+            continue
         table.add_row(
             name, f"{s['rows_in']:,}", f"{s['rows_out']:,}", f"[red]{s['rows_failed']:,}[/red]" if s["rows_failed"] else "0",
-            f"{s['rows_cached']:,}", f"{s['seconds']:.2f}", _rate(s.get("rows_per_s")), f"{s['tokens']:,}",
+            f"{s['rows_cached']:,}", f"{s['seconds']:.2f}", _rate(s.get("rows_per_s") or _per_s(s)), f"{s['tokens']:,}",
         )
     return table
+
+
+def _per_s(s: dict):
+    return s["rows_in"] / s["seconds"] if s.get("seconds") else None
 
 
 def _rate(rows_per_s) -> str:
@@ -51,15 +60,91 @@ def print_run_folder(run_dir: Path) -> None:
     manifest_path = Path(run_dir) / "manifest.json"
     if not manifest_path.exists():
         raise NotosError(f"{run_dir}: not a notos run folder (no manifest.json)")
-    manifest = json.loads(manifest_path.read_text())
-    console.print(f"pipeline '{manifest.get('pipeline')}': {manifest.get('status')} (started {manifest.get('started_at')})")
+    manifest = _read_json(manifest_path, "run manifest")
+    status = run_status(manifest)
+    console.print(f"pipeline '{manifest.get('pipeline')}': {status} (started {manifest.get('started_at')})", highlight=False)
     if manifest.get("error"):
-        console.print(f"  error: {manifest['error']}")
+        console.print(f"  error: {escape(str(manifest['error']))}", highlight=False)
     stats_path = Path(run_dir) / "stats.json"
     if stats_path.exists():
-        console.print(stats_table(json.loads(stats_path.read_text()), "per-step stats"))
+        stats = _read_json(stats_path, "run stats")
+        console.print(stats_table(stats, "per-step stats (last invocation)"))
+        if len({s.get("invocations") for s in (stats.get("_totals") or {}).values()} - {None, 1}):
+            console.print(stats_table(stats["_totals"], "per-step totals (every invocation in this folder)"))
     for leaf, rel in manifest.get("leaves", {}).items():
         console.print(f"  {leaf}: {(manifest.get('rows') or {}).get(leaf, '?')} rows in {Path(run_dir) / rel}")
+    if status != "complete":
+        lines = committed_summary(Path(run_dir), manifest)
+        console.print("  committed so far (a rerun resumes from here):" if lines else "  nothing committed yet", highlight=False)
+        for line in lines:
+            console.print(f"    {line}", highlight=False)
+
+
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise NotosError(f"{path}: unreadable {what} ({type(exc).__name__}); move the folder aside or rerun into it") from None
+    if not isinstance(data, dict):
+        raise NotosError(f"{path}: unreadable {what} (not a JSON object); move the folder aside or rerun into it")
+    return data
+
+
+def run_status(manifest: dict) -> str:
+    """The manifest's status, unless it says running and the process that wrote it is gone:
+    then the run was interrupted (killed, or crashed before it could say so)."""
+    status = str(manifest.get("status"))
+    if status != "running":
+        return status
+    process = manifest.get("process") if isinstance(manifest.get("process"), dict) else {}
+    pid = process.get("pid")
+    if not isinstance(pid, int):
+        return "running (or interrupted: this folder's manifest does not say which process runs it)"
+    if process.get("host") != socket.gethostname():
+        return f"running (pid {pid} on host {process.get('host')}, not checked from here)"
+    if _alive(pid, process.get("started")):
+        return f"running (pid {pid})"
+    return f"interrupted (its process, pid {pid}, is gone; rerun the same command to resume)"
+
+
+def _alive(pid: int, started) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    if Path("/proc/self/stat").exists():
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return False
+        return fields[0] != "Z" and (started is None or fields[19] == str(started))
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def committed_summary(run_dir: Path, manifest: dict) -> list[str]:
+    """What each step has committed in the run folder (read from the part files' footers)."""
+    import pyarrow.parquet as pq
+
+    lines = []
+    for name, entry in (manifest.get("steps") or {}).items():
+        folder = run_dir / str((entry or {}).get("cache", ""))
+        if not entry or not entry.get("cache") or not folder.is_dir():
+            continue
+        parts = sorted(folder.glob("part-*.parquet"))
+        empty = len(list(folder.glob("part-*.empty")))
+        failed = len(list(folder.glob("part-*.failed")))
+        if not parts and not empty:
+            continue
+        rows = 0
+        for part in parts:
+            with contextlib.suppress(Exception):  # a damaged part is counted as no rows
+                rows += pq.ParquetFile(part).metadata.num_rows
+        extra = f", {failed} with failed rows" if failed else ""
+        lines.append(f"{name}: {len(parts) + empty} batches, {rows:,} rows{extra}")
+    return lines
 
 
 def print_models(models: list[dict], backends: list[dict]) -> None:

@@ -59,11 +59,11 @@ def text_generation(
     check_pool(name, system_prompt_pool, principle_weights, system_prompt, system_prompt_column)
     inputs = {instruction_column: "str"}
     if system_prompt_column:
-        inputs[system_prompt_column] = "str"
+        inputs[system_prompt_column] = "str?"  # null: no system prompt for that row
     if context_column:
-        inputs[context_column] = "list"
+        inputs[context_column] = "list?"  # null: no earlier turns
     if temperature_column:
-        inputs[temperature_column] = "float"
+        inputs[temperature_column] = "float?"  # null: the step's temperature
     outputs = [output_column, "model_name", "finish_reason", "usage"] + (["logprobs"] if logprobs else [])
     if system_prompt_pool:
         outputs += ["principle", "system_prompt"]
@@ -108,7 +108,7 @@ def build_conversation(row: dict, instruction_column: str, system_prompt: str | 
 
 
 def build(row: dict, *, instruction_column, system_prompt, system_prompt_column, context_column, temperature_column,
-          system_prompt_pool, **_) -> list[Ask]:
+          system_prompt_pool, **_) -> list[Ask] | str:
     column = "system_prompt" if system_prompt_pool else system_prompt_column
     messages = build_conversation(row, instruction_column, system_prompt, column, context_column)
     return [Ask(messages, temperature=row.get(temperature_column) if temperature_column else None)]

@@ -7,6 +7,9 @@
       aspects: overall-rating       # or a list, or `all` (the four UltraFeedback aspects)
       mode: auto                    # text: the judge writes sections; logprob: P("1".."5");
                                     # auto: logprob on local models, text on servers
+      correct_answers_column: correct_answers      # optional world knowledge (TruthfulQA, FalseQA):
+      incorrect_answers_column: incorrect_answers  # shown to the truthfulness / helpfulness judge
+                                    # where a row has a value; rows (or inputs) without it rate without
 
 Columns added, per aspect (one aspect: `ratings`, `rationales`; several: `ratings_<aspect>`...):
 ratings (list, one per response, None where the judge gave none), ratings_expected (the
@@ -20,6 +23,7 @@ section only leaves that response unrated, with the reason.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from notos.errors import GraphError
@@ -79,10 +83,9 @@ def ultrafeedback_rating(
         raise GraphError(f"step '{name}': option 'mode' must be auto, text or logprob, got {mode!r}")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise GraphError(f"step '{name}': option 'seed' must be an integer, got {seed!r}")
+    # World-knowledge columns are optional: used where a row has them (TruthfulQA, FalseQA), so
+    # they are not declared inputs; plain prompts (`id`, `instruction`) rate without them.
     inputs = {instruction_column: "str", generations_column: "list"}
-    for column in (correct_answers_column, incorrect_answers_column):
-        if column:
-            inputs[column] = "any"
     columns = column_names(options["aspects"])
     outputs = [c for names in columns.values() for c in names.values()] + ["rating_model", "rating_raw"]
     return llm_step(RATING, name, options, settings, inputs=inputs, outputs=outputs)
@@ -103,11 +106,11 @@ def build(row: dict, *, aspects, instruction_column, generations_column, mode, s
     if not responses or any(r is None for r in responses):
         return f"column '{generations_column}' holds no responses or a missing one"
     shown = uf.apply_order([str(g) for g in responses], _order(row, generations_column, shuffle, seed))
-    knowledge = {}
-    if correct_answers_column:
-        knowledge["correct_answers"] = row.get(correct_answers_column)
-    if incorrect_answers_column:
-        knowledge["incorrect_answers"] = row.get(incorrect_answers_column)
+    knowledge = {}  # only where this row has the column and a value in it
+    for field, column in (("correct_answers", correct_answers_column), ("incorrect_answers", incorrect_answers_column)):
+        value = row.get(column) if column else None
+        if value is not None and not (isinstance(value, float) and math.isnan(value)):  # NaN from CSV/pandas
+            knowledge[field] = value
     text = resolve_mode(mode, llm) == "text"
     asks = []
     for aspect in aspects:

@@ -76,18 +76,40 @@ def train(command: str, spec: str, overrides: list[str], data: str | None, out: 
             typer.echo(yaml.safe_dump({stage.name: asdict(stage.recipe)}, sort_keys=False).rstrip())
         return
     from notos.train import launch
-    from notos.train.run import run_recipe
 
     out = out or Path("runs") / "train" / recipe.name
     config = launch.config_of(recipe)
+    if not launch.launched():  # the processes accelerate starts find the folder begun
+        check_inputs(recipe, data, out)
     if config and not launch.launched():
         argv = [command, "--recipe", spec, *[a for item in overrides for a in ("--set", item)],
                 *(["--data", data] if data else []), "--out", str(out)]
         raise typer.Exit(launch.relaunch(config, argv))
+    from notos.train.run import run_recipe
+
     summaries = run_recipe(recipe, out)
     for stage, summary in zip(recipe.stages, summaries):
         typer.echo(f"{stage.name}: " + json.dumps(_headline(summary), default=float))
     typer.echo(f"output: {out} (model/, metrics.jsonl, report.html)")
+
+
+def check_inputs(recipe, data: str | None, out: Path) -> None:
+    """What a user can get wrong, checked before any model is loaded or anything written: each
+    stage's data (exists, reads, has rows and the needed columns) and the output folder."""
+    from notos.train.data import check_data
+    from notos.train.outputs import check_out
+    from notos.train.shared import need_data
+
+    for stage in recipe.stages:
+        r = stage.recipe
+        if recipe.staged and not r.data:
+            raise NotosError(f"stage '{stage.name}' names no data: give it some with --set {stage.name}.data=PATH")
+        need_data(r)
+        where = f"stage '{stage.name}' " if recipe.staged else ""
+        check_data(r.data, "--data" if data is not None else f"{where}data", r.kind, r.data_split, r.text_as_chat)
+        if r.eval_data:
+            check_data(r.eval_data, f"{where}eval_data", r.kind, r.eval_split, r.text_as_chat)
+    check_out(out)
 
 
 def _headline(summary: dict) -> dict:

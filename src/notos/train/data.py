@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import random
 
+from notos.data.io import iter_batches
 from notos.data.io import read_rows as read_file
-from notos.data.locate import locate
+from notos.data.locate import HUB_PREFIX, locate
 from notos.data.pairs import pair_as_chat, to_pair, to_sft
 from notos.errors import DataError, NotosError
 
@@ -37,6 +38,30 @@ def read_rows(spec: str, split: str | None = None, limit: int | None = None) -> 
     if not out:
         raise DataError(f"{spec}: no rows")
     return out
+
+
+def check_data(spec: str, label: str, kind: str, split: str | None = None, as_chat: bool = True) -> None:
+    """Before any model is loaded (a minute on a big one): the data exists, reads, has at least one
+    row, and its first rows have the columns this kind of training needs. `label` says where the
+    path came from (`--data`, `eval_data`, ...) and starts the one-line error. Hub data is read
+    when training starts."""
+    if spec.startswith(HUB_PREFIX):
+        return
+    convert = to_pair if kind in ("dpo", "rm") else (lambda row, file: to_sft(row, file, as_chat))
+    try:
+        first: list[tuple[str, dict]] = []
+        for file in sources(spec):
+            for batch in iter_batches(file, 1000, split):
+                first = [(file, row) for row in batch]
+                break
+            if first:
+                break
+        if not first:
+            raise DataError(f"{spec}: no rows")
+        for file, row in first:
+            convert(row, file)
+    except DataError as exc:
+        raise DataError(f"{label} {exc}") from None
 
 
 def preference_rows(spec: str, split: str | None = None, limit: int | None = None, as_chat: bool = True) -> list[dict]:

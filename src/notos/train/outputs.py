@@ -19,8 +19,47 @@ from pathlib import Path
 
 import yaml
 
+from notos.errors import NotosError
 from notos.train.config import Common
 from notos.train.models import RUN_MARKER
+
+
+def check_out(out: Path) -> None:
+    """Before anything is loaded or written: OUT must be new, empty, or an earlier output of
+    notos train (a rerun resumes it), and writable; anything else is a one-line error naming
+    --out, and nothing is written."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotosError(f"--out {out}: is a file, not a folder; choose a folder")
+    if out.is_dir():
+        if any(out.iterdir()) and not is_train_output(out):
+            raise NotosError(f"--out {out}: exists and is not an output of notos train; choose another folder")
+        existing = out
+    else:
+        existing = next(p for p in out.absolute().parents if p.exists())
+        if not existing.is_dir():
+            raise NotosError(f"--out {out}: {existing} is a file, not a folder; choose another place")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise NotosError(f"--out {out}: {existing} is not writable; choose another folder")
+
+
+def is_train_output(folder: Path) -> bool:
+    """A folder notos train wrote: finished (its marker), begun (config.yaml with the resolved
+    model, written first), or a staged run (recipe.yaml with its stages, written first)."""
+    if (folder / RUN_MARKER).is_file():
+        return True
+    config = _yaml_mapping(folder / "config.yaml")
+    if "kind" in config and "resolved_model" in config:
+        return True
+    return "stages" in _yaml_mapping(folder / "recipe.yaml")
+
+
+def _yaml_mapping(path: Path) -> dict:
+    try:
+        value = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def start(out: Path, recipe: Common, model_path: str) -> str | None:

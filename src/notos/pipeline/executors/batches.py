@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from notos.errors import NotosError
-from notos.pipeline.compute import BatchResult, compute_batch, merge_parents
+from notos.pipeline.compute import BatchResult, check_inputs, compute_batch, merge_parents
 from notos.pipeline.planner import COMPUTE, LOAD, RETRY, SKIP
 from notos.pipeline.step import Step
 from notos.pipeline.store import batch_signature
@@ -139,8 +139,8 @@ async def global_parts(state: RunState, step: Step, inputs: list[Batch]) -> tupl
         if batch.rows is None:
             raise NotosError(f"internal: global step '{step.name}' was not sent batch {batch.index}")
     rows = [row for batch in sorted(inputs, key=lambda b: b.index) for row in batch.rows]
-    live = [r for r in rows if not r.get("_error")]
-    failed = [r for r in rows if r.get("_error")]
+    live, refused = check_inputs(step, [r for r in rows if not r.get("_error")])  # a wrong-typed row fails alone
+    failed = refused + [r for r in rows if r.get("_error")]
     loop = asyncio.get_running_loop()
     with state.stats.busy(step.name):
         try:

@@ -93,8 +93,12 @@ class RunState:
 
     def complete(self) -> RunResult:
         """Every batch went through: swap in each leaf's data, and record the run as complete."""
-        rows = {leaf.name: self.store.materialize(leaf.name, self.fps[leaf.name], self.leaf_parts[leaf.name])
-                for leaf in self.pipeline.leaves}
+        try:
+            rows = {leaf.name: self.store.materialize(leaf.name, self.fps[leaf.name], self.leaf_parts[leaf.name])
+                    for leaf in self.pipeline.leaves}
+        except BaseException as exc:  # the manifest must not stay "running"; the cache stays for a rerun
+            self.fail(exc)
+            raise
         seconds = time.perf_counter() - self.started
         self.store.complete(rows, seconds, self.stats.record())
         return RunResult(out_dir=self.store.root, stats=self.stats.record(), rows=rows, seconds=seconds)
