@@ -21,7 +21,8 @@ import pytest
 
 from notos.errors import NotosError
 from notos.pipeline import Pipeline, SyncExecutor, from_rows, load_run, run, step
-from notos.pipeline.store import RunStore, rows_to_table
+from notos.pipeline.store import RunStore
+from notos.pipeline.tables import rows_to_table
 from notos.report import console as console_module
 from notos.report.console import print_run_folder
 from notos.tasks import text_generation, ultrafeedback_rating, ultrafeedback_records
