@@ -95,3 +95,14 @@ def test_record_shape_na_types_and_errors():
     assert first["fine-grained_score"] == 5.0 and second["fine-grained_score"] is None  # N/A and unrated left out
     assert (first["principle"], first["custom_system_prompt"], first["critique"], first["overall_score"]) == \
         ("honesty", "Be honest.", "Good.", 9.0)
+    assert "critique_error" not in first  # no critique step, no field: the published shape
+
+
+def test_an_unscored_critique_keeps_its_reason_in_the_record():
+    row = rated_row(overall_scores=[9.0, None], critique_errors=[None, "no overall score in the critique"])
+    out = record(row, aspects="auto", instruction_column="instruction", generations_column="generations",
+                 models_column="generation_models", principles_column="principles",
+                 system_prompts_column="system_prompts", source=None, keep=[])
+    first, second = out["completions"]
+    assert (first["overall_score"], first["critique_error"]) == (9.0, None)
+    assert (second["overall_score"], second["critique_error"]) == (None, "no overall score in the critique")

@@ -157,6 +157,18 @@ def test_no_rating_line_error():
     assert p["rationale"] == "I think it's fine."
 
 
+@pytest.mark.parametrize("value", ["N/A?", "n/a??", "NA?", "N/A or 3?"])
+def test_an_unsure_na_is_unparsed_not_na(value):
+    (p,) = parse_ratings(sec(1, value), 1, HON)
+    assert p["rating"] is None and p["na"] is False and "unparseable" in p["error"]
+
+
+@pytest.mark.parametrize("value", ["N/A", "n/a.", "N/A - the text makes no claims", "Not applicable", "NA (fiction)"])
+def test_na_with_or_without_a_reason_is_na(value):
+    (p,) = parse_ratings(sec(1, value), 1, HON)
+    assert p["na"] is True and p["error"] is None
+
+
 def test_honesty_na():
     parsed = parse_ratings(sec(1, "N/A", "Fiction.") + "\n" + sec(2, 3), 2, HON)
     assert parsed[0] == {**parsed[0], "rating": None, "na": True, "error": None, "rationale": "Fiction."}

@@ -7,7 +7,8 @@
 
 Ratings are strings "1".."5" (honesty may be "N/A"), Types lists of "1".."3" ("0" = none), as
 in the published data, so curation and other tools read notos output and UltraFeedback alike.
-A response the judge left unrated gets Rating None and the reason under "Error".
+A response the judge left unrated gets Rating None and the reason under "Error"; one the critic
+left unscored gets overall_score None and the reason in `critique_error`.
 
     - name: records
       type: ultrafeedback_records
@@ -87,6 +88,8 @@ def record(row: dict, *, aspects, instruction_column, generations_column, models
             # UltraFeedback's fine-grained score: the mean of the aspect ratings (N/A left out).
             "fine-grained_score": round(sum(ratings) / len(ratings), 4) if ratings else None,
         })
+        if "critique_errors" in row:  # why an overall_score is None: the critic's reply had no readable score
+            completions[-1]["critique_error"] = _at(row["critique_errors"], k)
     out = {"instruction": row[instruction_column], "source": row.get("source", source),
            "models": [c["model"] for c in completions], "completions": completions}
     out.update({column: row.get(column) for column in keep})

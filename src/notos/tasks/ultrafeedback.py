@@ -189,7 +189,10 @@ def _strip_md(s: str) -> str:
 def _parse_value(raw: str, aspect: str) -> tuple[int | None, bool, str | None]:
     """-> (rating, na, error)."""
     val = _strip_md(raw)
-    if re.match(r"^(?:n\s*/?\s*a\b|not\s+applicable)", val, re.IGNORECASE):
+    # N/A alone, or followed by an explanation ("N/A - no claims made"); "N/A?" is a judge that
+    # is unsure, not an answer, and stays unparsed.
+    unsure = val.rstrip().endswith("?")
+    if not unsure and re.match(r"^(?:n\s*/?\s*a|not\s+applicable)\s*(?:$|[.,;:()\-\u2013\u2014]|\s\w)", val, re.IGNORECASE):
         return (None, True, None) if aspect == "honesty" else (None, False, f"N/A is not allowed for {aspect}")
     m = _VALUE.match(val)
     if not m:
