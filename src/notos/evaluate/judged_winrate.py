@@ -158,23 +158,21 @@ def annotate(rows: list[dict], model_name: str, baseline_name: str, both_orders:
     """AlpacaEval annotations from the judge step's rows, and the judge's diagnostics: requests
     that failed (retried on the next run), verdicts that could not be read, pairs where the two
     orders disagreed (a tie: the judge followed position)."""
-    from notos.tasks import judges
-
     orders = 2 if both_orders else 1
     annotations, failures = [], []
     unreadable = disagreed = 0
     for row in rows:
         error = row.get("_error")
         raw = list(row.get("judge_raw") or [None] * orders)
-        verdicts = [judges.parse_pairwise(text) if text is not None else None for text in raw]
         if error and not error.startswith("judge: "):  # never reached the judge
             errors = [NO_OUTPUT] * orders
-        else:
-            errors = [v["error"] if v else f"request failed: {str(error).removeprefix('judge: ')}" for v in verdicts]
-            failures += [e for e, v in zip(errors, verdicts) if v is None]
-        unreadable += sum(1 for v in verdicts if v is not None and v["winner"] is None)
-        disagreed += bool(both_orders and not error and all(v and v["winner"] for v in verdicts)
-                          and row.get("preference_consistent") is False)
+        elif error:  # a failed request fails its row, which keeps none of the judge's columns
+            errors = [f"request failed: {error.removeprefix('judge: ')}"] * orders
+            failures += errors
+        else:  # the judge step read each order's verdict already: its reason where none was readable
+            errors = list(row.get("preference_errors") or [None] * orders)
+            unreadable += sum(e is not None for e in errors)
+            disagreed += bool(both_orders and all(e is None for e in errors) and row.get("preference_consistent") is False)
         annotations.append({"instruction": row["instruction"], "output_1": row.get("output_1") or "",
                             "generator_1": baseline_name, "output_2": row.get("output_2") or "", "generator_2": model_name,
                             "annotator": row.get("judge_model") or _judge_name(rows, judge_spec),
