@@ -16,6 +16,8 @@ With `FakeLLMServer(echo_headers=True)` the 401 and 500 bodies repeat the reques
 as plain text. `FakeLLMServer(always="500")` (or "401", "hang"...) gives every request that fault.
     [weird]        a 200 whose choices are not objects
     [ignore_n]     answers with one choice whatever `n` asked (as some servers do)
+    [garble]       in a response to rate or critique: a greedy judge (temperature 0) garbles its
+                   verdict ("Rating: N/A?", a critique with no score line); sampled, it reads
 A rating prompt (texts in `<text N>` tags) gets one UltraFeedback section per text, rated with
 the first `[d]` digit inside that text (3 when there is none): a test can tell which response
 got which rating. A critique prompt gets feedback and `Overall score: 2d` the same way
@@ -154,10 +156,11 @@ class FakeLLMServer:
     def _completion(self, body: dict, text: str) -> dict:
         n = 1 if "[ignore_n]" in text else body.get("n", 1)
         answer = "" if "[empty]" in text else f"Answer to: {text}"
+        greedy = not body.get("temperature")
         if "<text 1>" in text:
-            answer = _rate_texts(text)
+            answer = _rate_texts(text, greedy)
         elif "<response>" in text and "Overall score" in text:
-            answer = _critique(text)
+            answer = _critique(text, greedy)
         else:
             answer = _task_answer(text) or answer
         if body.get("continue_final_message"):
@@ -178,18 +181,20 @@ class FakeLLMServer:
         }
 
 
-def _rate_texts(prompt: str) -> str:
+def _rate_texts(prompt: str, greedy: bool = True) -> str:
     sections = []
     for number, body in re.findall(r"<text (\d+)>\n(.*?)\n</text \1>", prompt, re.S):
         digit = re.search(r"\[(\d)\]", body)
         rating = digit.group(1) if digit else "3"
+        if greedy and "[garble]" in body:
+            rating = "N/A?"
         sections.append(f"#### Output for Text {number}\nRating: {rating}\nRationale: rated {rating} for text {number}.")
     return "\n\n".join(sections)
 
 
-def _critique(prompt: str) -> str:
+def _critique(prompt: str, greedy: bool = True) -> str:
     body = prompt.split("<response>\n", 1)[1].split("\n</response>", 1)[0]
-    if "[x]" in body:
+    if "[x]" in body or (greedy and "[garble]" in body):
         return "Feedback: hard to say."
     digit = re.search(r"\[(\d)\]", body)
     score = 2 * int(digit.group(1)) if digit else 5

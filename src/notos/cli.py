@@ -31,6 +31,11 @@ def _add_sub_apps() -> None:
     from notos.train.cli import train_app
 
     app.add_typer(train_app, name="train")
+    from notos.recipes.loop_cli import register as register_loop
+    from notos.review.cli import register as register_review
+
+    register_loop(app)
+    register_review(app)
 
 
 @app.command()
@@ -43,6 +48,9 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate the pipeline and print it; run nothing."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show per-step progress bars."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="On resume, run the rows that failed before (429s, timeouts, outages) through their steps again; rows that succeeded are kept."),
+    retry_unparsed: bool = typer.Option(False, "--retry-unparsed", help="On resume, ask again the rows whose judge reply arrived but could not be read (no readable rating or score), sampled anew; rows read before are kept. In one run: --set STEP.reask_unparsed=N."),
+    executor: str = typer.Option("local", "--executor", help="Who runs the batches: local (one process, the default), sync (one batch at a time, for debugging) or ray (a Ray cluster; pip install 'notos[ray]')."),
+    ray_address: str = typer.Option(None, "--ray-address", help="With --executor ray: the cluster to join (auto, ray://HOST:10001); default: start a local one."),
     llm_base_url: str = typer.Option(None, "--llm-base-url", help="Point every LLM of the pipeline at this OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1)."),
     llm_model: str = typer.Option(None, "--llm-model", help="Model name to ask that server for (default: the first one it lists)."),
     llm_api_key_env: str = typer.Option(None, "--llm-api-key-env", help="Environment variable holding that server's API key (the key itself is never written anywhere)."),
@@ -53,10 +61,14 @@ def run(
 
     Exit code 3: the run finished but a leaf has no row without an error (every row failed)."""
     from notos.pipeline import run as run_pipeline
+    from notos.pipeline.executors import executor_named
     from notos.recipes import load_pipeline
     from notos.recipes.catalog import all_embedded
     from notos.report.console import print_plan, print_run_summary
 
+    if ray_address and executor != "ray":
+        raise NotosError("--ray-address goes with --executor ray")
+    runner = executor_named(executor, ray_address=ray_address)
     if input is not None and not input.exists():
         raise NotosError(f"--input {input}: no such file")
     if (llm_model or llm_api_key_env) and not llm_base_url:
@@ -71,7 +83,8 @@ def run(
         print_plan(pipe, columns)
         return
     out_dir = out or Path("runs") / pipe.name
-    result = run_pipeline(pipe, out_dir, limit=limit, progress=progress, retry_failed=retry_failed)
+    result = run_pipeline(pipe, out_dir, limit=limit, progress=progress, executor=runner, retry_failed=retry_failed,
+                          retry_unparsed=retry_unparsed)
     print_run_summary(result)
     if config.get("note") and all_embedded(config):  # the quickstart's honesty note, while it applies
         typer.echo(str(config["note"]).strip())

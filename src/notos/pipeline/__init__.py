@@ -15,9 +15,11 @@ from notos.pipeline.yaml_io import to_config, to_yaml
 
 
 def run(pipeline: Pipeline, out_dir, *, limit: int | None = None, progress: bool = True, executor: Executor | None = None,
-        retry_failed: bool = False) -> RunResult:
+        retry_failed: bool = False, retry_unparsed: bool = False) -> RunResult:
     """Run (or resume) a pipeline into `out_dir`. A step stands for the graph it is part of.
     `retry_failed`: rows that failed in an earlier run go through their steps again.
+    `retry_unparsed`: rows whose answer a step could not read (a judge's rating that does not
+    parse) are asked again; rows read before are kept.
     `executor`: LocalExecutor() unless given (see notos.pipeline.executors.Executor)."""
     from notos.pipeline.store import redact
 
@@ -27,7 +29,7 @@ def run(pipeline: Pipeline, out_dir, *, limit: int | None = None, progress: bool
 
     config_yaml = yaml.safe_dump(redact(to_config(pipeline)), sort_keys=False, allow_unicode=True)
     return (executor or LocalExecutor()).run(pipeline, out_dir, limit=limit, config_yaml=config_yaml, progress=progress,
-                                             retry_failed=retry_failed)
+                                             retry_failed=retry_failed, retry_unparsed=retry_unparsed)
 
 
 __all__ = [

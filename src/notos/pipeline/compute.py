@@ -4,7 +4,8 @@ Shared by every executor. A failed row is kept, with `_error` set to "step: reas
 steps pass it through untouched, so it lands in the output with its reason and is counted.
 A batch step may fail single rows by setting their `_error` to the reason (the step's name is
 put in front). A step may report token usage by returning a `_tokens` integer in a row; it
-is summed into the step's stats and removed from the row.
+is summed into the step's stats and removed from the row. Rows the step answered but could
+not read (`Step.unparsed`) are counted too: a judge whose replies never parse is not silent.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class BatchResult:
     rows: list[dict]
     failed: int = 0  # rows that failed in this step
     tokens: int = 0
+    unparsed: int = 0  # rows with an answer the step could not read (`Step.unparsed`)
 
 
 def _merge_row(step_name: str, row: dict, result) -> list[dict]:
@@ -150,8 +152,7 @@ async def compute_batch(step: Step, rows: list[dict], pools: dict) -> BatchResul
         loop = asyncio.get_running_loop()
         fn = step.ref if (step.workers == "process" and step.ref) else step.fn
         out = await loop.run_in_executor(pools[step.workers], apply_sync, fn, step.per_row, step.name, live, step.options)
-    tokens = 0
-    failed = 0
+    tokens = failed = unparsed = 0
     for row in out:
         used = row.pop("_tokens", None)
         if isinstance(used, int):
@@ -162,7 +163,11 @@ async def compute_batch(step: Step, rows: list[dict], pools: dict) -> BatchResul
                 row["_error"] = f"{step.name}: {row['_error']}"[:MAX_REASON]
         else:
             row.setdefault("_error", None)
-    return BatchResult(rows=out + refused + passed, failed=failed + len(refused), tokens=tokens)
+            unparsed += bool(step.unparsed and step.unparsed(row))
+    rows = out + refused + passed
+    for row in rows:
+        row.pop("_reask", None)  # the planner's note to the step, never stored
+    return BatchResult(rows=rows, failed=failed + len(refused), tokens=tokens, unparsed=unparsed)
 
 
 def merge_parents(parent_batches: list[list[dict] | None]) -> list[dict]:

@@ -9,6 +9,9 @@ fingerprint and its descendants', so only they recompute.
 With `retry_failed`, a committed batch that holds failed rows is RETRY: its rows that
 succeeded are kept and only the failed ones go through the step again (their parents provide
 fresh inputs, retried in turn where they failed upstream).
+
+With `retry_unparsed`, the same holds for rows a step answered but could not read
+(`Step.unparsed`: a judge's reply with no readable rating): they are asked again, the rest kept.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ SKIP, LOAD, COMPUTE, RETRY = "skip", "load", "compute", "retry"
 
 
 class Planner:
-    def __init__(self, pipeline: Pipeline, store: RunStore, fingerprints: dict[str, str], retry_failed: bool = False):
+    def __init__(self, pipeline: Pipeline, store: RunStore, fingerprints: dict[str, str], retry_failed: bool = False,
+                 retry_unparsed: bool = False):
         self.pipeline, self.store, self.fps = pipeline, store, fingerprints
-        self.retry_failed = retry_failed
+        self.retry_failed, self.retry_unparsed = retry_failed, retry_unparsed
+        self._unparsed: dict[tuple[str, int, str], bool] = {}
         self._complete: dict[str, bool] = {}
         self.segments: dict[str, list[Step]] = {}
         for step in pipeline.steps:
@@ -42,7 +47,24 @@ class Planner:
         return self.committed(step, index, sig) and not self.to_retry(step, index, sig)
 
     def to_retry(self, step: Step, index: int, sig: str) -> bool:
-        return self.retry_failed and self.store.has_failures(step.name, self.fps[step.name], index, sig)
+        if self.retry_failed and self.store.has_failures(step.name, self.fps[step.name], index, sig):
+            return True
+        return self.retry_unparsed and step.unparsed is not None and self.has_unparsed(step, index, sig)
+
+    def has_unparsed(self, step: Step, index: int, sig: str) -> bool:
+        """Whether a committed batch holds a row the step could not read (read once per batch:
+        only a `retry_unparsed` run pays for it)."""
+        key = (step.name, index, sig)
+        if key not in self._unparsed:
+            rows = self.store.load(step.name, self.fps[step.name], index, sig) if self.committed(step, index, sig) else []
+            self._unparsed[key] = any(not r.get("_error") and step.unparsed(r) for r in rows)
+        return self._unparsed[key]
+
+    def keeps(self, step: Step, row: dict) -> bool:
+        """On a retried batch: a committed row kept as it is (not failed, and read, when asked)."""
+        if row.get("_error"):
+            return False
+        return not (self.retry_unparsed and step.unparsed is not None and step.unparsed(row))
 
     def global_complete(self, step: Step) -> bool:
         if step.name not in self._complete:

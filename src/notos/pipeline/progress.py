@@ -27,6 +27,7 @@ class StepStats:
     seconds: float = 0.0
     commit_seconds: float = 0.0  # time spent committing them to the run folder
     tokens: int = 0
+    rows_unparsed: int = 0  # rows computed here with an answer the step could not read
     started: float = field(default_factory=time.perf_counter, repr=False)
     active: int = field(default=0, repr=False)
     busy_since: float = field(default=0.0, repr=False)
@@ -58,6 +59,8 @@ class RunStats:
     rows_out     rows a step passed on (or, for a leaf, wrote): computed or loaded
     rows_failed  rows that failed in this step (rows failed upstream pass through uncounted)
     rows_cached  rows loaded from a committed batch, or kept from one by `retry_failed`
+    rows_unparsed  rows computed here whose answer the step could not read (not failed: the
+                 row goes on with the reason in its `*_error` column; `--retry-unparsed` asks again)
     batches      batches a step passed on with rows
     """
 
@@ -65,11 +68,12 @@ class RunStats:
         self.steps = {name: StepStats() for name in step_names}
         self.bars: StepProgress | None = None
 
-    def computed(self, step: str, rows_in: int, failed: int = 0, tokens: int = 0) -> None:
+    def computed(self, step: str, rows_in: int, failed: int = 0, tokens: int = 0, unparsed: int = 0) -> None:
         stats = self.steps[step]
         stats.rows_in += rows_in
         stats.rows_failed += failed
         stats.tokens += tokens
+        stats.rows_unparsed += unparsed
 
     def kept(self, step: str, rows: int) -> None:
         """Rows a retried batch keeps from its committed version instead of computing again."""

@@ -77,6 +77,9 @@ class Step:
     # The part of the options that decides the results, for the fingerprint: connection
     # settings (timeouts, concurrency) can change on resume without recomputing anything.
     hash_options: Callable[[dict], dict] | None = None
+    # How many of an output row's answers could not be read (a judge's rating that does not
+    # parse): counted in the stats, and `retry_unparsed` asks those rows again. None: never.
+    unparsed: Callable[[dict], int] | None = None
     parents: list[Step] = field(default_factory=list, repr=False)
     children: list[Step] = field(default_factory=list, repr=False)
 

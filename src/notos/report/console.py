@@ -17,18 +17,50 @@ from notos.errors import NotosError
 console = Console(soft_wrap=True)  # paths must stay copy-pasteable, never wrapped
 
 
-def stats_table(stats: dict, title: str) -> Table:
+UNREAD_WARNING = 0.2  # a step that could not read more than this share of its answers is called out
+
+
+# Columns that give way, in this order, when the table would not fit the terminal: a step's
+# name and its counts are never cut (rich would truncate them to "answer…" and "1,2…").
+OPTIONAL_COLUMNS = ("rows/s", "cached", "s", "out")
+
+
+def stats_table(stats: dict, title: str, width: int | None = None) -> Table:
+    """One row per step; at 80 columns the least needed columns give way before anything is cut."""
+    steps = {name: s for name, s in stats.items() if not name.startswith("_") and isinstance(s, dict)}  # not `_totals`
+    cells = {name: {
+        "in": f"{s['rows_in']:,}", "out": f"{s['rows_out']:,}", "failed": f"{s['rows_failed']:,}",
+        "unread": f"{s.get('rows_unparsed', 0):,}", "cached": f"{s['rows_cached']:,}", "s": f"{s['seconds']:.1f}",
+        "rows/s": _rate(s.get("rows_per_s") or _per_s(s)), "tokens": _compact(s["tokens"]),
+    } for name, s in steps.items()}
+    columns = ["in", "out", "failed", "unread", "cached", "s", "rows/s", "tokens"]
+
+    def needed(cols):  # each column: its widest cell + 3 (padding and border)
+        return 4 + max((len(n) for n in steps), default=4) + sum(
+            3 + max([len(c)] + [len(cells[n][c]) for n in steps]) for c in cols)
+
+    room = width or console.width
+    for column in OPTIONAL_COLUMNS:
+        if needed(columns) <= room:
+            break
+        columns.remove(column)
     table = Table(title=title, title_justify="left")
-    for column in ("step", "rows in", "rows out", "failed", "from cache", "seconds", "rows/s", "tokens"):
-        table.add_column(column, justify="left" if column == "step" else "right")
-    for name, s in stats.items():
-        if name.startswith("_") or not isinstance(s, dict):  # `_totals`: shown in a table of its own
-            continue
-        table.add_row(
-            name, f"{s['rows_in']:,}", f"{s['rows_out']:,}", f"[red]{s['rows_failed']:,}[/red]" if s["rows_failed"] else "0",
-            f"{s['rows_cached']:,}", f"{s['seconds']:.2f}", _rate(s.get("rows_per_s") or _per_s(s)), f"{s['tokens']:,}",
-        )
+    table.add_column("step", no_wrap=True)
+    for column in columns:
+        table.add_column(column, justify="right", no_wrap=True)
+    for name, s in steps.items():
+        row = dict(cells[name])
+        if s["rows_failed"]:
+            row["failed"] = f"[red]{row['failed']}[/red]"
+        if s.get("rows_unparsed"):
+            row["unread"] = f"[yellow]{row['unread']}[/yellow]"
+        table.add_row(escape(name), *(row[c] for c in columns))
     return table
+
+
+def _compact(number: int) -> str:
+    """1,234 as is; 1.2M for large token counts (the exact figure is in stats.json)."""
+    return f"{number / 1e6:.1f}M" if number >= 10_000_000 else f"{number:,}"
 
 
 def _per_s(s: dict):
@@ -41,11 +73,28 @@ def _rate(rows_per_s) -> str:
     return f"{rows_per_s:,.0f}" if rows_per_s >= 10 else f"{rows_per_s:.2g}"
 
 
+def unread_warnings(stats: dict) -> list[str]:
+    """One line per step that could not read much of what its LLM answered (a judge whose
+    replies never parse must not pass for a quiet success)."""
+    lines = []
+    for name, s in stats.items():
+        if name.startswith("_") or not isinstance(s, dict) or not s.get("rows_in"):
+            continue
+        unread, computed = s.get("rows_unparsed", 0), s["rows_in"] - s.get("rows_failed", 0)
+        if computed > 0 and unread / computed > UNREAD_WARNING:
+            lines.append(f"warning: step '{name}' could not read the answer of {unread:,} of {computed:,} rows "
+                         f"({unread / computed:.0%}; the reasons are in its *_error columns). A stronger judge, "
+                         f"--retry-unparsed, or --set {name}.reask_unparsed=2 may help.")
+    return lines
+
+
 def print_run_summary(result) -> None:
     console.print(stats_table(result.stats, f"run finished in {result.seconds:.1f} s"))
     for leaf, rows in result.rows.items():
         console.print(f"  {leaf}: {rows:,} rows in {result.out_dir / 'data' / leaf}")
     console.print(f"  load it: notos.load_run('{result.out_dir}')")
+    for line in unread_warnings(result.stats):
+        Console(stderr=True, soft_wrap=True).print(escape(line), style="yellow")
 
 
 def print_plan(pipeline, columns: dict) -> None:

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -44,6 +46,9 @@ if TYPE_CHECKING:
     from notos.pipeline.step import Step
 
 LLM_STEP_CONCURRENCY = 4  # batches in flight: keeps a remote server busy across batch edges
+# A re-asked judge must not repeat itself: a greedy one would write the same unreadable text.
+REASK_TEMPERATURE = 0.7
+ERROR_KEY = re.compile(r"(^|_)errors?(_|$)")  # `error`, `rating_errors`, `rating_errors_honesty`
 PARAM_FIELDS = {"num_generations": "n"}  # step option -> GenerationParams field, where the names differ
 
 
@@ -57,6 +62,7 @@ class Ask:
     candidates: tuple[str, ...] = ()
     prefix: str = ""
     temperature: float | None = None  # this row's own temperature; None: the step's
+    seed: int | None = None  # this request's own seed (a re-ask draws another); None: the step's
 
 
 def only_answer(parsed: list, **_) -> dict:
@@ -100,14 +106,47 @@ def llm_step(task: LLMTask, name: str, options: dict, settings: dict, *, inputs:
 
     check_llm(name, options["llm"])
     check_params(name, {key: options[key] for key in task.params})
+    reask = settings.pop("reask_unparsed", None)
+    if reask is not None and (not isinstance(reask, int) or isinstance(reask, bool) or reask < 0):
+        raise GraphError(f"step '{name}': option 'reask_unparsed' must be a whole number >= 0, got {reask!r}")
+    if reask is not None:  # kept with the options so pipeline.yaml shows it; not fingerprinted
+        options = {**options, "reask_unparsed": reask}
+    error_columns = tuple(c for c in outputs if ERROR_KEY.search(c))
 
     async def run_batch(rows: list[dict], **opts) -> list[dict]:
         return await run_llm_batch(rows, task, opts)
 
+    def unparsed(row: dict) -> int:
+        return sum(unreadable(row.get(c)) for c in error_columns)
+
+    def result_options(opts: dict) -> dict:
+        # Connection settings and how often to re-ask change no answer that was read.
+        kept = {k: v for k, v in opts.items() if k != "reask_unparsed"}
+        return {**kept, "llm": fingerprint_view(opts["llm"])}
+
     settings.setdefault("concurrency", LLM_STEP_CONCURRENCY)
     return Step(name=name, kind="map", fn=run_batch, per_row=False, inputs=inputs, outputs=tuple(outputs),
                 options=options, type_name=task.type_name, version=task.version, teardown=close_llms,
-                hash_options=lambda opts: {**opts, "llm": fingerprint_view(opts["llm"])}, **settings)
+                hash_options=result_options, unparsed=unparsed if error_columns else None, **settings)
+
+
+def unreadable(value) -> int:
+    """How many unreadable answers a parse error value stands for: a reason (1), a list of
+    reasons (one per non-empty entry), a parsed answer (its error keys, nested), nothing (0)."""
+    if isinstance(value, dict):
+        return sum(unreadable(v) if ERROR_KEY.search(k) else unreadable_nested(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return sum(unreadable(v) for v in value)
+    return 1 if value not in (None, "") else 0
+
+
+def unreadable_nested(value) -> int:
+    """Error keys further down a parsed answer (a rating's `sections`); other values count 0."""
+    if isinstance(value, dict):
+        return unreadable(value)
+    if isinstance(value, (list, tuple)):
+        return sum(unreadable_nested(v) for v in value)
+    return 0
 
 
 def check_llm(step_name: str, llm) -> None:
@@ -180,7 +219,7 @@ async def run_llm_batch(rows: list[dict], task: LLMTask, options: dict) -> list[
             if isinstance(built, str):
                 failed[i] = built
             elif built:
-                asked[i] = built
+                asked[i] = [resample(a, params) for a in built] if row.get("_reask") else built
         flat = [(i, ask) for i, asks in asked.items() for ask in asks]
         answers = await send(llm, [ask for _, ask in flat], params)
         per_row: dict[int, list] = {}
@@ -188,11 +227,18 @@ async def run_llm_batch(rows: list[dict], task: LLMTask, options: dict) -> list[
             spent[i][0] += getattr(answer, "prompt_tokens", 0)
             spent[i][1] += getattr(answer, "completion_tokens", 0)
             per_row.setdefault(i, []).append((ask, answer))
+        parsed_rows: dict[int, list] = {}
         for i, pairs in per_row.items():
             reason = next((answer.error for _, answer in pairs if answer.error), None)  # a failed request fails its row
-            parsed = [] if reason else [_call(task.parse, answer, key=ask.key, row=current[i], batch=current, **options)
-                                        for ask, answer in pairs]
-            reason = reason or next((p for p in parsed if isinstance(p, str)), None)
+            parsed_rows[i] = [] if reason else [_call(task.parse, answer, key=ask.key, row=current[i], batch=current,
+                                                      **options) for ask, answer in pairs]
+            if reason:
+                failed[i] = reason
+        await reask_unreadable(llm, params, task, current, per_row, parsed_rows, spent, options)
+        for i, parsed in parsed_rows.items():
+            if i in failed:
+                continue
+            reason = next((p for p in parsed if isinstance(p, str)), None)
             columns = reason or _call(task.combine, parsed, row=current[i], **options)
             if isinstance(columns, str):
                 failed[i] = columns
@@ -215,6 +261,47 @@ async def run_llm_batch(rows: list[dict], task: LLMTask, options: dict) -> list[
     return task.finish(out, **options) if task.finish else out
 
 
+async def reask_unreadable(llm, params, task: LLMTask, rows: list[dict], per_row: dict, parsed_rows: dict,
+                           spent: list, options: dict) -> None:
+    """Ask again the requests whose answer arrived but could not be read (a rating with no
+    readable number), up to `reask_unparsed` times, at REASK_TEMPERATURE and a new seed each
+    time; a better-read answer replaces the first. A row asked again after an earlier run could
+    not read it (`_reask`, from `retry_unparsed`) skips the greedy first try's twin: its first
+    re-ask is already at the raised temperature."""
+    tries = options.get("reask_unparsed") or 0
+    for attempt in range(1, tries + 1):
+        todo = [(i, j) for i, parsed in parsed_rows.items() for j, p in enumerate(parsed)
+                if not isinstance(p, str) and unreadable(p) and not per_row[i][j][0].candidates]
+        if not todo:
+            return
+        asks = [reask(per_row[i][j][0], params, attempt) for i, j in todo]
+        answers = await send(llm, asks, params)
+        for (i, j), ask, answer in zip(todo, asks, answers):
+            spent[i][0] += getattr(answer, "prompt_tokens", 0)
+            spent[i][1] += getattr(answer, "completion_tokens", 0)
+            if answer.error:
+                continue  # the first answer stands: it was received, only unreadable
+            again = _call(task.parse, answer, key=ask.key, row=rows[i], batch=rows, **options)
+            if not isinstance(again, str) and unreadable(again) < unreadable(parsed_rows[i][j]):
+                parsed_rows[i][j] = again
+
+
+def resample(ask: Ask, params) -> Ask:
+    """A request asked again in a later run because its answer could not be read: sampled at
+    the raised temperature with a fresh seed (a greedy judge would repeat itself); a log-prob
+    request is deterministic and stays as it is."""
+    if ask.candidates:
+        return ask
+    return reask(ask, params, random.randrange(1, 2**20))
+
+
+def reask(ask: Ask, params, attempt: int) -> Ask:
+    """The same request, sampled: a raised temperature and a seed of its own per attempt."""
+    base = params.seed if ask.seed is None else ask.seed
+    temperature = max(REASK_TEMPERATURE, params.temperature if ask.temperature is None else float(ask.temperature))
+    return replace(ask, temperature=temperature, seed=(base or 0) + 7919 * attempt)
+
+
 def _call(hook: Callable, *args, **kwargs):
     """A task's hook; an exception fails only the row it was working on, with its reason."""
     try:
@@ -235,13 +322,16 @@ async def send(llm, asks: list[Ask], params) -> list:
             groups.setdefault(("score", ask.candidates), []).append(i)
         else:
             temperature = params.temperature if ask.temperature is None else float(ask.temperature)
-            groups.setdefault(("generate", temperature), []).append(i)
+            seed = params.seed if ask.seed is None else ask.seed
+            groups.setdefault(("generate", (temperature, seed)), []).append(i)
 
     async def call(kind, value, members):
         conversations = [asks[i].messages for i in members]
         if kind == "score":
             return await llm.score_candidates(conversations, list(value), prefix=[asks[i].prefix for i in members])
-        return await llm.generate(conversations, params if value == params.temperature else replace(params, temperature=value))
+        temperature, seed = value
+        same = temperature == params.temperature and seed == params.seed
+        return await llm.generate(conversations, params if same else replace(params, temperature=temperature, seed=seed))
 
     answers: list = [None] * len(asks)
     results = await asyncio.gather(*(call(kind, value, members) for (kind, value), members in groups.items()))

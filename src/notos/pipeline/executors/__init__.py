@@ -27,17 +27,18 @@ from notos.pipeline.graph import Pipeline
 
 class Executor(Protocol):
     def run(self, pipeline: Pipeline, out_dir: str | Path, *, limit: int | None = None, config_yaml: str = "",
-            progress: bool = True, retry_failed: bool = False) -> RunResult:
+            progress: bool = True, retry_failed: bool = False, retry_unparsed: bool = False) -> RunResult:
         """Run (or resume) `pipeline` into the run folder `out_dir`.
 
         `limit`: read at most this many source rows. `config_yaml`: the resolved, redacted
         config, written to RUN/pipeline.yaml (and read by the cache migration). `progress`:
         show progress bars. `retry_failed`: rows that failed before go through their steps again.
+        `retry_unparsed`: rows whose answer a step could not read (`Step.unparsed`) are asked again.
 
         What an implementation does (LocalExecutor and SyncExecutor do exactly this; a Ray
         executor would do the same with remote workers):
 
-        1. `state = RunState(pipeline, out_dir, limit=..., config_yaml=..., retry_failed=...)`
+        1. `state = RunState(pipeline, out_dir, limit=..., config_yaml=..., retry_failed=..., retry_unparsed=...)`
            before anything else; it raises on a bad graph before any step runs.
         2. For each source, `for index, (rows, sig) in enumerate(read_source(step, batch_size,
            limit))`: `batch = await source_batch(state, step, index, rows, sig)`.
@@ -59,4 +60,27 @@ class Executor(Protocol):
         ...
 
 
-__all__ = ["Batch", "Executor", "LocalExecutor", "RunResult", "RunState", "SyncExecutor"]
+EXECUTORS = ("local", "sync", "ray")
+
+
+def executor_named(name: str, *, ray_address: str | None = None) -> Executor:
+    """The executor a command line names: `local` (one event loop, the default), `sync` (one
+    batch at a time, for debugging) or `ray` (batches as Ray tasks and actors; `notos[ray]`)."""
+    from notos.errors import NotosError
+
+    if name == "local":
+        return LocalExecutor()
+    if name == "sync":
+        return SyncExecutor()
+    if name != "ray":
+        raise NotosError(f"--executor must be one of {', '.join(EXECUTORS)}, got {name!r}")
+    try:
+        import ray  # noqa: F401 - checked here so a missing extra is one line, not a traceback
+    except ImportError:
+        raise NotosError("--executor ray needs Ray: pip install 'notos[ray]'") from None
+    from notos.pipeline.executors.ray import RayExecutor
+
+    return RayExecutor(address=ray_address)
+
+
+__all__ = ["Batch", "EXECUTORS", "Executor", "LocalExecutor", "RunResult", "RunState", "SyncExecutor", "executor_named"]

@@ -84,19 +84,23 @@ async def step_batch(state: RunState, step: Step, inputs: list[Batch]) -> Batch:
             result, computed = await retry_batch(state, step, index, sig, rows)
         else:
             result, computed = await compute_batch(step, rows, state.pools), len(rows)
-    state.stats.computed(step.name, computed, result.failed, result.tokens)
+    state.stats.computed(step.name, computed, result.failed, result.tokens, result.unparsed)
     return await finish(state, step, Batch(index, sig, result.rows, actions))
 
 
 async def retry_batch(state: RunState, step: Step, index: int, sig: str, rows: list[dict]) -> tuple[BatchResult, int]:
-    """`retry_failed`: keep the rows this step already got right in the committed batch,
+    """`retry_failed` / `retry_unparsed`: keep the rows this step already got right (and could
+    read) in the committed batch,
     compute the rest (rows that failed here or upstream) and put every row back in input
     order. Returns the result and how many input rows were computed."""
     loop = asyncio.get_running_loop()
     old = await loop.run_in_executor(None, state.store.load, step.name, state.fps[step.name], index, sig)
     input_ids = {r["row_id"] for r in rows}
-    kept = _by_input([r for r in old if not r.get("_error")], input_ids)
-    todo = [r for r in rows if r["row_id"] not in kept]
+    kept = _by_input([r for r in old if state.planner.keeps(step, r)], input_ids)
+    unread = {r["row_id"] for r in old if not r.get("_error") and not state.planner.keeps(step, r)}
+    # Rows asked again because their answer could not be read carry `_reask`: the step samples
+    # anew instead of repeating the greedy answer it could not read (compute_batch drops the mark).
+    todo = [{**r, "_reask": 1} if r["row_id"] in unread else r for r in rows if r["row_id"] not in kept]
     state.stats.kept(step.name, sum(len(v) for v in kept.values()))
     result = await compute_batch(step, todo, state.pools)
     fresh = _by_input(result.rows, input_ids)

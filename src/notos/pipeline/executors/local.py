@@ -27,9 +27,9 @@ class LocalExecutor:
         self.max_workers = max_workers  # size of the thread / process pools, if steps ask for them
 
     def run(self, pipeline: Pipeline, out_dir, *, limit: int | None = None, config_yaml: str = "", progress: bool = True,
-            retry_failed: bool = False) -> RunResult:
+            retry_failed: bool = False, retry_unparsed: bool = False) -> RunResult:
         state = RunState(pipeline, out_dir, limit=limit, config_yaml=config_yaml, retry_failed=retry_failed,
-                         max_workers=self.max_workers)
+                         retry_unparsed=retry_unparsed, max_workers=self.max_workers)
         try:
             asyncio.run(_LoopRun(state, self.queue_batches).main(progress))
         except BaseException as exc:

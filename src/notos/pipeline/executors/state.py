@@ -36,7 +36,7 @@ class RunState:
     """What the steps of one run share: store, fingerprints, plan, stats, pools, leaf parts."""
 
     def __init__(self, pipeline: Pipeline, out_dir, *, limit: int | None = None, config_yaml: str = "",
-                 retry_failed: bool = False, max_workers: int | None = None):
+                 retry_failed: bool = False, retry_unparsed: bool = False, max_workers: int | None = None):
         configure_arrow()
         pipeline.validate()
         data_ids = None
@@ -53,7 +53,7 @@ class RunState:
                       for s in pipeline.steps},
             "leaves": [leaf.name for leaf in pipeline.leaves],
         }, config_yaml)
-        self.planner = Planner(pipeline, self.store, self.fps, retry_failed)
+        self.planner = Planner(pipeline, self.store, self.fps, retry_failed, retry_unparsed)
         self.stats = RunStats([s.name for s in pipeline.steps])
         self.leaf_parts: dict[str, list[tuple[int, str]]] = {leaf.name: [] for leaf in pipeline.leaves}
         # Pools for steps whose sync work runs off the event loop (`workers: thread | process`).

@@ -21,9 +21,9 @@ class SyncExecutor:
         self.max_workers = max_workers
 
     def run(self, pipeline: Pipeline, out_dir, *, limit: int | None = None, config_yaml: str = "", progress: bool = True,
-            retry_failed: bool = False) -> RunResult:
+            retry_failed: bool = False, retry_unparsed: bool = False) -> RunResult:
         state = RunState(pipeline, out_dir, limit=limit, config_yaml=config_yaml, retry_failed=retry_failed,
-                         max_workers=self.max_workers)
+                         retry_unparsed=retry_unparsed, max_workers=self.max_workers)
         try:
             # One event loop for the whole run, entered once per batch: async steps, and the
             # LLM sessions their teardown closes, stay on one loop.

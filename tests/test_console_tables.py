@@ -1,0 +1,37 @@
+"""The run's stats table at 80 columns: step names and counts are never cut; columns give way."""
+
+from rich.console import Console
+
+from notos.report.console import stats_table, unread_warnings
+
+
+def render(stats, width):
+    console = Console(width=width, record=True, color_system=None)
+    console.print(stats_table(stats, "run finished", width=width))
+    return console.export_text()
+
+
+STEP = {"rows_in": 123_456, "rows_out": 123_400, "rows_failed": 56, "rows_unparsed": 7, "rows_cached": 100,
+        "seconds": 1234.5, "tokens": 12_345_678}
+NAMES = ["prompts", "answer_helpful", "answer_honest", "answer_terse", "rate_with_a_longer_name"]
+
+
+def test_names_and_counts_survive_80_columns():
+    text = render({n: dict(STEP) for n in NAMES} | {"_totals": {}}, 80)
+    assert all(len(line) <= 80 for line in text.splitlines())
+    assert all(name in text for name in NAMES) and "…" not in text
+    assert "123,456" in text and "56" in text and "12.3M" in text and "_totals" not in text
+
+
+def test_a_wide_terminal_shows_every_column():
+    text = render({n: dict(STEP) for n in NAMES}, 140)
+    for header in ("in", "out", "failed", "unread", "cached", "rows/s", "tokens"):
+        assert f" {header} " in text
+    assert "123,400" in text and "1234.5" in text
+
+
+def test_a_step_that_reads_few_answers_is_called_out():
+    stats = {"rate": {**STEP, "rows_in": 10, "rows_failed": 0, "rows_unparsed": 9},
+             "critique": {**STEP, "rows_in": 10, "rows_failed": 0, "rows_unparsed": 1}}
+    lines = unread_warnings(stats)
+    assert len(lines) == 1 and "'rate'" in lines[0] and "9 of 10" in lines[0] and "--retry-unparsed" in lines[0]
