@@ -1,13 +1,16 @@
 """The shipped `ultrafeedback` recipe on 1,000 plain prompts against a hostile loopback server,
-then `--retry-failed`: rows fully rated, rows failed with a reason, rows silently wrong, and
-requests re-issued (issue 13's fault run).
+then `--retry-failed`, then `--retry-unparsed`: rows fully rated, rows failed with a reason, rows
+whose judgment could not be read, rows silently wrong, and requests re-issued (issue 13).
 
     .venv/bin/python bench/fault_run.py [--n 1000] [--seed 7]
 
 Faults ride in the prompt text (tests/fake_llm_server.py): 15% `[500x2]` (two HTTP 500s, then
 an answer), 5% `[hangx1]` (the first request never answers: the client times out), 3%
 `[badjsonx1]` (a 200 whose body is cut), 2% `[429x1:ra=1]` (Retry-After), 2% `[500]` (always
-500: these rows must end failed, with the reason). The rest are clean.
+500: these rows must end failed, with the reason), 5% `[garble]` (the greedy judge writes
+"Rating: N/A?" for every answer: unread, until asked again sampled). The rest are clean.
+The loopback judge rates every answer 3 (no digit marker in the prompts), so a rating other than
+3 is silently wrong.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from fake_llm_server import FakeLLMServer  # noqa: E402
 
-FAULTS = [("[500x2]", 0.15), ("[hangx1]", 0.05), ("[badjsonx1]", 0.03), ("[429x1:ra=1]", 0.02), ("[500]", 0.02)]
+FAULTS = [("[500x2]", 0.15), ("[hangx1]", 0.05), ("[badjsonx1]", 0.03), ("[429x1:ra=1]", 0.02), ("[500]", 0.02),
+          ("[garble]", 0.05)]
 
 
 def prompts(n: int, seed: int) -> tuple[list[dict], set[str]]:
@@ -54,7 +58,7 @@ def tally(out: Path, doomed: set[str]) -> dict:
     import pyarrow.parquet as pq
 
     rows = pq.read_table(out / "data" / "records").to_pylist()
-    ok = failed = wrong = 0
+    ok = failed = wrong = unread = 0
     reasons = 0
     for row in rows:
         if row.get("_error"):
@@ -62,12 +66,14 @@ def tally(out: Path, doomed: set[str]) -> dict:
             reasons += bool(str(row["_error"]).strip())
             continue
         ratings = [c["annotations"][a]["Rating"] for c in row["completions"] for a in c["annotations"]]
-        if all(r not in (None, "") for r in ratings) and len(row["completions"]) == 3:
+        if any(r not in (None, "", "3") for r in ratings) or len(row["completions"]) != 3:
+            wrong += 1  # a rating the judge never gave, or answers lost: silently wrong
+        elif all(r == "3" for r in ratings):
             ok += 1
         else:
-            wrong += 1  # no _error, yet a rating missing: silently wrong
+            unread += 1  # a rating missing: the judge's reply could not be read (counted in stats.json)
     return {"rows": len(rows), "unique_row_ids": len({r["row_id"] for r in rows}), "fully_rated": ok, "failed_with_reason": reasons,
-            "failed_without_reason": failed - reasons, "silently_wrong": wrong,
+            "failed_without_reason": failed - reasons, "judgment_unread": unread, "silently_wrong": wrong,
             "doomed_failed": sum(1 for r in rows if r["row_id"] in doomed and r.get("_error"))}
 
 
@@ -88,9 +94,12 @@ def main() -> None:
         code2, s2, err2 = notos(*args, "--retry-failed")
         second = {**tally(out, doomed), "exit": code2, "last_stderr_line": err2[0][:200], "seconds": round(s2, 1),
                   "requests": len(server.requests)}
+        code3, s3, err3 = notos(*args, "--retry-unparsed")
+        third = {**tally(out, doomed), "exit": code3, "last_stderr_line": err3[0][:200], "seconds": round(s3, 1),
+                 "requests": len(server.requests)}
     logical = a.n * 3 + a.n * 4  # 3 answers, 4 aspect ratings per row
-    print(json.dumps({"n": a.n, "doomed_rows": len(doomed), "logical_requests": logical,
-                      "first_run": first, "after_retry_failed": second}, indent=2))
+    print(json.dumps({"n": a.n, "doomed_rows": len(doomed), "logical_requests": logical, "first_run": first,
+                      "after_retry_failed": second, "after_retry_unparsed": third}, indent=2))
 
 
 if __name__ == "__main__":

@@ -49,8 +49,9 @@ FAULT = re.compile(r"\[(500|429|hang|badjson|empty|400|401|weird)(?:x(\d+))?(?::
 
 class FakeLLMServer:
     def __init__(self, latency: float = 0.0, model: str = "fake-model", echo_headers: bool = False,
-                 always: str | None = None):
+                 always: str | None = None, models: list[str] | None = None):
         self.latency, self.model = latency, model
+        self.models = models or [model]  # what GET /models lists
         self.echo_headers, self.always = echo_headers, always
         self.attempts: Counter[str] = Counter()  # user text -> requests seen
         self.requests: list[dict] = []  # bodies, in arrival order
@@ -102,7 +103,7 @@ class FakeLLMServer:
         await asyncio.gather(*pending, return_exceptions=True)
 
     async def _models(self, request):
-        return web.json_response({"object": "list", "data": [{"id": self.model, "object": "model"}]})
+        return web.json_response({"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]})
 
     async def _chat(self, request):
         self.in_flight += 1

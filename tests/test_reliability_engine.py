@@ -260,3 +260,11 @@ def test_an_optional_input_takes_null_and_a_required_one_fails_the_row(tmp_path)
     assert [r["seen"] for r in got[:2]] == ["-:a", "s:b"]
     assert "column 'text' is null, expected str" in got[2]["_error"]
     assert "column 'system' is int, expected str?" in got[3]["_error"]
+
+
+def test_a_row_failed_at_commit_is_counted_in_the_stats(tmp_path):
+    data = [{"instruction": "s0"}, {"instruction": ["a", "list"]}, {"instruction": "s1"}]
+    result = run(Pipeline(from_rows(rows=data) >> untyped(name="echo"), batch_size=4), tmp_path / "r", progress=False)
+    rows = load_run(tmp_path / "r")["echo"].to_list()
+    assert sum(1 for r in rows if r["_error"]) == 1
+    assert result.stats["echo"]["rows_failed"] == 1

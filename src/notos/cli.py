@@ -53,6 +53,7 @@ def run(
     ray_address: str = typer.Option(None, "--ray-address", help="With --executor ray: the cluster to join (auto, ray://HOST:10001); default: start a local one."),
     llm_base_url: str = typer.Option(None, "--llm-base-url", help="Point every LLM of the pipeline at this OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1)."),
     llm_model: str = typer.Option(None, "--llm-model", help="Model name to ask that server for (default: the first one it lists)."),
+    llm_models: str = typer.Option(None, "--llm-models", help="With --llm-base-url: spread the recipe's pool of generators over these models, in turn (m1,m2,m3), or over every model the server lists (all). The judges take --llm-model."),
     llm_api_key_env: str = typer.Option(None, "--llm-api-key-env", help="Environment variable holding that server's API key (the key itself is never written anywhere)."),
     llm_timeout: float = typer.Option(None, "--llm-timeout", help="Seconds each request to an LLM server may take, for every LLM of the pipeline served over HTTP (default 120)."),
     llm_max_retries: int = typer.Option(None, "--llm-max-retries", min=0, help="Retries of a failed request (429, 5xx, timeout, connection error), for every LLM served over HTTP (default 6)."),
@@ -71,9 +72,9 @@ def run(
     runner = executor_named(executor, ray_address=ray_address)
     if input is not None and not input.exists():
         raise NotosError(f"--input {input}: no such file")
-    if (llm_model or llm_api_key_env) and not llm_base_url:
-        raise NotosError("--llm-model and --llm-api-key-env go with --llm-base-url")
-    server = {"base_url": llm_base_url, "model": llm_model, "api_key_env": llm_api_key_env} if llm_base_url else None
+    if (llm_model or llm_api_key_env or llm_models) and not llm_base_url:
+        raise NotosError("--llm-model, --llm-models and --llm-api-key-env go with --llm-base-url")
+    server = _server(llm_base_url, llm_model, llm_models, llm_api_key_env, llm_timeout, dry_run) if llm_base_url else None
     if llm_timeout is not None and not llm_timeout > 0:
         raise NotosError(f"--llm-timeout must be a positive number of seconds, got {llm_timeout:g}")
     client = {"timeout": llm_timeout, "max_retries": llm_max_retries}
@@ -86,12 +87,49 @@ def run(
     result = run_pipeline(pipe, out_dir, limit=limit, progress=progress, executor=runner, retry_failed=retry_failed,
                           retry_unparsed=retry_unparsed)
     print_run_summary(result)
+    if server:
+        _say_if_the_pool_collapsed(config, server)
     if config.get("note") and all_embedded(config):  # the quickstart's honesty note, while it applies
         typer.echo(str(config["note"]).strip())
     for leaf, rows in result.rows.items():
         failed, first = _failed_rows(result.out_dir / "data" / leaf)
         if rows and failed >= rows:
             raise NoRowOk(f"leaf '{leaf}': all {rows:,} rows failed ({first}); fix the cause, then rerun with --retry-failed")
+
+
+def _server(base_url: str, model: str | None, models: str | None, api_key_env: str | None, timeout: float | None,
+            dry_run: bool) -> dict:
+    """`--llm-base-url` and its companions, with the server's model names resolved before the
+    run, so pipeline.yaml records the model each step asks for (a dry run asks the server nothing)."""
+    from notos.llms.http_client import served_models
+    from notos.llms.spec import point_at_server
+
+    point_at_server(base_url, model, api_key_env)  # a key given where its variable's name belongs: refused first
+    pool = [m.strip() for m in models.split(",") if m.strip()] if models else None
+    if models is not None and not pool:
+        raise NotosError("--llm-models: give model names separated by commas, or all")
+    served = []
+    if not dry_run and (model is None or pool == ["all"]):
+        served = served_models(base_url, api_key_env, timeout or 10.0)
+    if pool == ["all"]:
+        pool = served or None
+    return {"base_url": base_url, "model": model or (served[0] if served else None), "api_key_env": api_key_env,
+            "pool": pool, "served": served}
+
+
+def _say_if_the_pool_collapsed(config: dict, server: dict) -> None:
+    """A recipe's pool of generators asking one model is no pool: say so, and how to spread it."""
+    from notos.recipes.catalog import pool_models
+
+    generators, models = pool_models(config)
+    if generators < 2 or len(models) > 1:
+        return
+    served = server.get("served") or []
+    spread = (f"the server lists {len(served)}: spread the pool with --llm-models all (or --llm-models "
+              f"{','.join(served[:generators])})") if len(served) > 1 else \
+        "spread it over several models with --llm-models m1,m2,... (names the server serves)"
+    print(f"note: --llm-base-url points all {generators} generators at one model ({models[0]}); {spread}",
+          file=sys.stderr)
 
 
 class NoRowOk(Exception):

@@ -132,7 +132,7 @@ def test_shipped_quickstart_against_a_server(cli, llm_server, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--llm-model", "x"], "--llm-model and --llm-api-key-env go with --llm-base-url"),
+    (["--llm-model", "x"], "--llm-model, --llm-models and --llm-api-key-env go with --llm-base-url"),
     (["--set", "answer.llm=bogus"], "step 'answer': llm: cannot read spec 'bogus'"),
     (["--set", "answer.temperature=hot"], "step 'answer': option 'temperature' has a bad value 'hot'"),
     (["--set", "answer.llm={backend: openai, token: abc}"], "option 'token' would write a secret"),

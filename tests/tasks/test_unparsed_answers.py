@@ -99,6 +99,11 @@ def test_cli_retry_unparsed_and_a_bad_reask_value(cli, llm_server, tmp_path):
     assert again.returncode == 0, again.stderr
     stats = json.loads((tmp_path / "uf" / "stats.json").read_text())
     assert all(not s.get("rows_unparsed") for name, s in stats.items() if name != "_totals")
+    assert stats["rate"]["rows_in"] == 4 and stats["records"]["rows_in"] == 4  # asked again, down to the leaf
+    records = load_run(tmp_path / "uf")["records"].to_list()
+    for record in records:  # every rating and every critique score read now
+        assert all(a["Rating"] not in (None, "") for c in record["completions"] for a in c["annotations"].values())
+        assert all(c["overall_score"] is not None for c in record["completions"])
     bad = cli(*base, "--set", "critique.reask_unparsed=-1")
     assert bad.returncode == 2 and "reask_unparsed" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
@@ -106,3 +111,19 @@ def test_cli_retry_unparsed_and_a_bad_reask_value(cli, llm_server, tmp_path):
 def test_bad_reask_value_is_a_graph_error():
     with pytest.raises(GraphError, match="reask_unparsed"):
         critique(name="critique", reask_unparsed="twice")
+
+
+def test_retry_unparsed_reaches_the_leaf_after_the_judge(llm_server, tmp_path):
+    """The leaf after the judge holds no unread mark of its own: it is redone where the judge was."""
+    from notos.pipeline import keep_columns
+
+    def pipeline():
+        return (from_rows(rows=ROWS) >> critique(llm=judge(llm_server), name="critique")
+                >> keep_columns(["instruction", "overall_scores"], name="dataset"))
+
+    run(pipeline(), tmp_path / "r", progress=False)
+    assert sum(None in r["overall_scores"] for r in load_run(tmp_path / "r")["dataset"].to_list()) == 3
+    result = run(pipeline(), tmp_path / "r", progress=False, retry_unparsed=True)
+    leaf = load_run(tmp_path / "r")["dataset"].to_list()
+    assert len(leaf) == 9 and all(None not in r["overall_scores"] for r in leaf)
+    assert result.stats["dataset"]["rows_in"] == 3 and result.stats["dataset"]["rows_cached"] == 6

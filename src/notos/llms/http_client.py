@@ -233,7 +233,8 @@ class OpenAICompatible:
         if self.refusals[kind] >= FAILURES_TO_STOP:
             verb = "were all refused" if reason.startswith("HTTP 4") else "all failed"
             raise NotosError(f"llm (openai at {self.base_url}): the first {FAILURES_TO_STOP} requests {verb}: {reason}"
-                             " (stopped early; is the server up and the URL right?)")
+                             " (stopped early: no request got an answer; is the server up and the URL right? On"
+                             " --retry-failed, rows that keep failing this way fail for a reason of their own)")
 
     def _payload(self, conversation: Conversation, params: GenerationParams) -> dict:
         payload = {
@@ -360,3 +361,24 @@ def _server_message(raw: bytes | str) -> str:
         message = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
     return " ".join(str(message).split())[:200]
 
+
+
+def served_models(base_url: str, api_key_env: str | None = None, timeout: float = 10.0) -> list[str]:
+    """The model names an OpenAI-compatible server lists (GET /models), asked once before a run
+    so that `pipeline.yaml` records the model each step will use instead of `auto`. The key, if
+    any, goes only into the request header."""
+    import urllib.request
+
+    request = urllib.request.Request(base_url.rstrip("/") + "/models")
+    key = os.environ.get(api_key_env) if api_key_env else None
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            names = [str(m["id"]) for m in json.loads(response.read())["data"]]
+    except Exception as exc:  # noqa: BLE001 - any failure means the same advice
+        raise NotosError(f"--llm-base-url {base_url}: cannot list the server's models ({type(exc).__name__}); "
+                         "is the server up? (or give the model name with --llm-model)") from None
+    if not names:
+        raise NotosError(f"--llm-base-url {base_url}: the server lists no models; give one with --llm-model")
+    return names

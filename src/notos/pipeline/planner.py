@@ -28,7 +28,7 @@ class Planner:
                  retry_unparsed: bool = False):
         self.pipeline, self.store, self.fps = pipeline, store, fingerprints
         self.retry_failed, self.retry_unparsed = retry_failed, retry_unparsed
-        self._unparsed: dict[tuple[str, int, str], bool] = {}
+        self._unread: dict[tuple[str, int, str], set[str]] = {}
         self._complete: dict[str, bool] = {}
         self.segments: dict[str, list[Step]] = {}
         for step in pipeline.steps:
@@ -49,22 +49,41 @@ class Planner:
     def to_retry(self, step: Step, index: int, sig: str) -> bool:
         if self.retry_failed and self.store.has_failures(step.name, self.fps[step.name], index, sig):
             return True
-        return self.retry_unparsed and step.unparsed is not None and self.has_unparsed(step, index, sig)
+        return self.retry_unparsed and bool(self.unread_ids(step, index, sig))
 
-    def has_unparsed(self, step: Step, index: int, sig: str) -> bool:
-        """Whether a committed batch holds a row the step could not read (read once per batch:
-        only a `retry_unparsed` run pays for it)."""
+    def unread_ids(self, step: Step, index: int, sig: str) -> set[str]:
+        """With `retry_unparsed`: the rows of a batch that this step, or a step before it in its
+        segment, answered but could not read. This step computes them again (its own ones asked
+        anew; the others because their inputs change); it keeps the rest."""
+        if not self.retry_unparsed:
+            return set()
+        ids: set[str] = set()
+        for s in self._upstream(step):
+            ids |= self.own_unread_ids(s, index, sig)
+        return ids
+
+    def own_unread_ids(self, step: Step, index: int, sig: str) -> set[str]:
+        """The rows of a committed batch this step could not read (each batch read once, and only
+        by a `retry_unparsed` run)."""
         key = (step.name, index, sig)
-        if key not in self._unparsed:
-            rows = self.store.load(step.name, self.fps[step.name], index, sig) if self.committed(step, index, sig) else []
-            self._unparsed[key] = any(not r.get("_error") and step.unparsed(r) for r in rows)
-        return self._unparsed[key]
+        if key not in self._unread:
+            found: set[str] = set()
+            if self.retry_unparsed and step.unparsed is not None and self.committed(step, index, sig):
+                rows = self.store.load(step.name, self.fps[step.name], index, sig)
+                found = {r["row_id"] for r in rows if not r.get("_error") and step.unparsed(r)}
+            self._unread[key] = found
+        return self._unread[key]
 
-    def keeps(self, step: Step, row: dict) -> bool:
-        """On a retried batch: a committed row kept as it is (not failed, and read, when asked)."""
-        if row.get("_error"):
-            return False
-        return not (self.retry_unparsed and step.unparsed is not None and step.unparsed(row))
+    def _upstream(self, step: Step) -> list[Step]:
+        """This step and the steps before it that see the same batches (its segment)."""
+        root = self.pipeline.segment_root(step)
+        seen, stack = {}, [step]
+        while stack:
+            s = stack.pop()
+            if s.name not in seen and self.pipeline.segment_root(s) is root:
+                seen[s.name] = s
+                stack.extend(s.parents)
+        return list(seen.values())
 
     def global_complete(self, step: Step) -> bool:
         if step.name not in self._complete:

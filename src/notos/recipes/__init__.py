@@ -40,7 +40,8 @@ def load_pipeline(spec: str | Path, overrides=(), input_path: str | None = None,
     from notos.recipes.catalog import STEPS, expand_llm_spec, llm_connection, point_llms
 
     path = resolve(spec)
-    edit = partial(point_llms, **llm_server) if llm_server else None
+    server = {k: v for k, v in (llm_server or {}).items() if k in ("base_url", "model", "api_key_env", "pool")}
+    edit = partial(point_llms, **server) if llm_server else None
     pipeline, config = load(path, list(overrides), input_path, catalog=STEPS, edit=edit, expand=expand_llm_spec)
     if llm_client and any(v is not None for v in llm_client.values()):
         config = llm_connection(config, **llm_client)

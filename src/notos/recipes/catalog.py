@@ -60,20 +60,43 @@ def expand_llm_spec(option: str, value: str) -> dict | None:
     return parse_spec(value)
 
 
-def point_llms(config: dict, base_url: str, model: str | None = None, api_key_env: str | None = None) -> dict:
-    """`--llm-base-url`: every LLM of the pipeline talks to one OpenAI-compatible server."""
+POOL_STEPS = ("text_generation",)  # the steps that make a recipe's pool of generators
+
+
+def point_llms(config: dict, base_url: str, model: str | None = None, api_key_env: str | None = None,
+               pool: list[str] | None = None) -> dict:
+    """`--llm-base-url`: every LLM of the pipeline talks to one OpenAI-compatible server.
+    `pool` (`--llm-models`): the generators take these models in turn, so a pool of six
+    generators stays a pool on a server that serves several models; the other LLM steps (the
+    judges) take `model`."""
     from notos.llms.spec import point_at_server
 
     config = copy.deepcopy(config)
-    changed = 0
+    changed = generators = 0
     for entry in config.get("steps") or []:
         if isinstance(entry, dict):
             for key in llm_options(entry):
-                entry[key] = point_at_server(base_url, model, api_key_env)
+                chosen = model
+                if pool and entry.get("type") in POOL_STEPS:
+                    chosen, generators = pool[generators % len(pool)], generators + 1
+                entry[key] = point_at_server(base_url, chosen, api_key_env)
                 changed += 1
     if not changed:
         raise NotosError("--llm-base-url: this pipeline has no LLM steps to point at a server")
     return config
+
+
+def pool_models(config: dict) -> tuple[int, list[str]]:
+    """(generator steps, the distinct models they use) of a resolved config: a pool of six
+    generators that all ask one model is no pool, and the user should hear of it."""
+    models = []
+    steps = [e for e in config.get("steps") or [] if isinstance(e, dict) and e.get("type") in POOL_STEPS
+             and e.get("enabled", True) is not False]
+    for entry in steps:
+        spec = entry.get("llm")
+        name = spec.get("model") if isinstance(spec, dict) else spec
+        models.append(str(name))
+    return len(steps), list(dict.fromkeys(models))
 
 
 def llm_connection(config: dict, timeout: float | None = None, max_retries: int | None = None) -> dict:

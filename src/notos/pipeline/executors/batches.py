@@ -47,9 +47,12 @@ async def finish(state: RunState, step: Step, batch: Batch, *, cached: bool = Fa
 
 async def commit(state: RunState, step: Step, index: int, sig: str, rows: list[dict]) -> None:
     started = time.perf_counter()
+    failed_before = sum(1 for r in rows if r.get("_error"))
     # Writing Parquet and fsync-ing cost milliseconds: keep them off the event loop.
     await asyncio.get_running_loop().run_in_executor(None, state.store.commit, step.name, state.fps[step.name], index, sig, rows)
     state.stats.committed(step.name, time.perf_counter() - started)
+    # A value that cannot be stored fails its row at commit (store.commit sets `_error`): count it.
+    state.stats.computed(step.name, 0, failed=sum(1 for r in rows if r.get("_error")) - failed_before)
 
 
 # -- sources ------------------------------------------------------------------------------
@@ -96,11 +99,13 @@ async def retry_batch(state: RunState, step: Step, index: int, sig: str, rows: l
     loop = asyncio.get_running_loop()
     old = await loop.run_in_executor(None, state.store.load, step.name, state.fps[step.name], index, sig)
     input_ids = {r["row_id"] for r in rows}
-    kept = _by_input([r for r in old if state.planner.keeps(step, r)], input_ids)
-    unread = {r["row_id"] for r in old if not r.get("_error") and not state.planner.keeps(step, r)}
-    # Rows asked again because their answer could not be read carry `_reask`: the step samples
-    # anew instead of repeating the greedy answer it could not read (compute_batch drops the mark).
-    todo = [{**r, "_reask": 1} if r["row_id"] in unread else r for r in rows if r["row_id"] not in kept]
+    unread = state.planner.unread_ids(step, index, sig)
+    kept = _by_input([r for r in old if not r.get("_error") and _input_id(r["row_id"], input_ids) not in unread],
+                     input_ids)
+    # Rows this step asks again because it could not read their answer carry `_reask`: it samples
+    # anew instead of repeating the greedy answer (compute_batch drops the mark).
+    own = state.planner.own_unread_ids(step, index, sig)
+    todo = [{**r, "_reask": 1} if r["row_id"] in own else r for r in rows if r["row_id"] not in kept]
     state.stats.kept(step.name, sum(len(v) for v in kept.values()))
     result = await compute_batch(step, todo, state.pools)
     fresh = _by_input(result.rows, input_ids)
@@ -113,13 +118,17 @@ def _by_input(rows: list[dict], input_ids: set[str]) -> dict[str, list[dict]]:
     children of a step that expands a row into several."""
     grouped: dict[str, list[dict]] = {}
     for row in rows:
-        rid = row["row_id"]
-        if rid not in input_ids:
-            base, dot, tail = rid.rpartition(".")
-            if dot and tail.isdigit() and base in input_ids:
-                rid = base
-        grouped.setdefault(rid, []).append(row)
+        grouped.setdefault(_input_id(row["row_id"], input_ids), []).append(row)
     return grouped
+
+
+def _input_id(row_id: str, input_ids: set[str]) -> str:
+    """The id of the input row an output row came from (`id.N` is the N-th child of `id`)."""
+    if row_id not in input_ids:
+        base, dot, tail = row_id.rpartition(".")
+        if dot and tail.isdigit() and base in input_ids:
+            return base
+    return row_id
 
 
 def deliveries(step: Step, batch: Batch) -> list[tuple[Step, Batch]]:
