@@ -35,3 +35,17 @@ def test_a_step_that_reads_few_answers_is_called_out():
              "critique": {**STEP, "rows_in": 10, "rows_failed": 0, "rows_unparsed": 1}}
     lines = unread_warnings(stats)
     assert len(lines) == 1 and "'rate'" in lines[0] and "9 of 10" in lines[0] and "--retry-unparsed" in lines[0]
+
+
+def test_bars_of_a_finished_run_end_at_what_each_step_received():
+    import io
+
+    from notos.pipeline.progress import StepProgress
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    with StepProgress(["prompts", "a_routed_branch_name"], total=40, console=console) as bars:
+        bars.advance("prompts", 40, 0)
+        bars.advance("a_routed_branch_name", 24, 0)  # a branch that got 24 of the 40 rows
+    totals = {t.description: (t.completed, t.total) for t in bars.progress.tasks}
+    assert totals == {"prompts": (40, 40), "a_routed_branch_name": (24, 24)}
+    assert "24/24" in console.file.getvalue()

@@ -123,17 +123,21 @@ class StepProgress:
     def __init__(self, step_names: list[str], total: int | None, enabled: bool = True, console: Console | None = None):
         self.console = console or Console(stderr=True)
         self.enabled = enabled and self.console.is_terminal
+        width = min(32, max((len(n) for n in step_names), default=8))  # names whole, up to 32 characters
         self.progress = Progress(
-            TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeRemainingColumn(),
-            console=self.console, disable=not self.enabled, transient=False,
+            TextColumn(f"{{task.description:<{width}}}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+            TimeRemainingColumn(), console=self.console, disable=not self.enabled, transient=False,
         )
-        self.tasks = {name: self.progress.add_task(name[:24], total=total, failed=0) for name in step_names}
+        self.tasks = {name: self.progress.add_task(name[:width], total=total, failed=0) for name in step_names}
 
     def __enter__(self):
         self.progress.__enter__()
         return self
 
     def __exit__(self, *exc):
+        if exc[0] is None:  # a finished run: each bar ends at what its step received (a routed
+            for task in self.progress.tasks:  # branch gets a share of the rows, not all of them)
+                self.progress.update(task.id, total=task.completed)
         self.progress.__exit__(*exc)
 
     def advance(self, step: str, rows: int, failed_total: int) -> None:
