@@ -49,3 +49,24 @@ def test_bars_of_a_finished_run_end_at_what_each_step_received():
     totals = {t.description: (t.completed, t.total) for t in bars.progress.tasks}
     assert totals == {"prompts": (40, 40), "a_routed_branch_name": (24, 24)}
     assert "24/24" in console.file.getvalue()
+
+
+def test_show_reads_curate_train_and_eval_folders(cli, tmp_path):
+    import json
+
+    folders = {"cur": ("stats.json", {"command": "binarize", "pairs": 1234, "strategy": {"name": "mean", "ties": 3}}),
+               "trn": ("notos-train.json", {"stage": "dpo", "metrics": {"train_loss": 0.6931}}),
+               "evl": ("summary.json", {"win_rate": 0.5625, "n": 16, "per_category": [{"c": 1}] * 8})}
+    for name, (marker, content) in folders.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / marker).write_text(json.dumps(content))
+    (tmp_path / "cur" / "report.html").write_text("<html></html>")
+    shown = {name: cli("show", tmp_path / name) for name in folders}
+    assert all(r.returncode == 0 for r in shown.values()), {k: r.stderr for k, r in shown.items()}
+    assert "curation output" in shown["cur"].stdout and "pairs: 1234" in shown["cur"].stdout
+    assert "strategy.name: mean" in shown["cur"].stdout and "report.html" in shown["cur"].stdout
+    assert "training output" in shown["trn"].stdout and "metrics.train_loss: 0.6931" in shown["trn"].stdout
+    assert "win_rate: 0.5625" in shown["evl"].stdout and "per_category: 8 entries" in shown["evl"].stdout
+    (tmp_path / "empty").mkdir()
+    nothing = cli("show", tmp_path / "empty")
+    assert nothing.returncode == 2 and "not a notos output folder" in nothing.stderr

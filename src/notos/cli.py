@@ -182,8 +182,9 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print one JSON ob
 
 
 @app.command()
-def show(run_dir: Path = typer.Argument(..., help="A run folder.")):
-    """Print a run's status, per-step stats and where its data is."""
+def show(run_dir: Path = typer.Argument(..., help="A run, curate, train or eval folder.")):
+    """Print a run's status, per-step stats and where its data is (or a curate, train or eval
+    folder's figures)."""
     from notos.report.console import print_run_folder
 
     print_run_folder(run_dir)

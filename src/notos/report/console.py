@@ -105,10 +105,20 @@ def print_plan(pipeline, columns: dict) -> None:
         console.print(f"  {step.name} ({step.type_name}, {step.kind}){after} -> {cols}")
 
 
+# What a notos output folder other than a run holds, by the file that marks it (`notos show`).
+FOLDER_SUMMARIES = (("notos-train.json", "training output"), ("summary.json", "evaluation"),
+                    ("compare.json", "evaluation comparison"), ("stats.json", "curation output"))
+
+
 def print_run_folder(run_dir: Path) -> None:
     manifest_path = Path(run_dir) / "manifest.json"
+    if not manifest_path.exists() and Path(run_dir).is_dir():
+        for marker, kind in FOLDER_SUMMARIES:
+            if (Path(run_dir) / marker).is_file():
+                return print_summary_folder(Path(run_dir), marker, kind)
     if not manifest_path.exists():
-        raise NotosError(f"{run_dir}: not a notos run folder (no manifest.json)")
+        raise NotosError(f"{run_dir}: not a notos output folder (no manifest.json, stats.json, summary.json "
+                         "or notos-train.json)")
     manifest = _read_json(manifest_path, "run manifest")
     status = run_status(manifest)
     console.print(f"pipeline '{manifest.get('pipeline')}': {status} (started {manifest.get('started_at')})", highlight=False)
@@ -127,6 +137,30 @@ def print_run_folder(run_dir: Path) -> None:
         console.print("  committed so far (a rerun resumes from here):" if lines else "  nothing committed yet", highlight=False)
         for line in lines:
             console.print(f"    {line}", highlight=False)
+
+
+def print_summary_folder(folder: Path, marker: str, kind: str) -> None:
+    """A curate, train or eval folder: its summary file's figures, one per line (nested ones
+    dotted), and the files a person opens next."""
+    summary = _read_json(folder / marker, kind + " summary")
+    console.print(f"{folder}: {kind}", highlight=False)
+    for key, value in _flat(summary)[:60]:
+        console.print(f"  {escape(key)}: {escape(value)}", highlight=False)
+    for name in ("report.html", "README.md", "data.parquet", "model", "merged", "pairs"):
+        if (folder / name).exists():
+            console.print(f"  {name}: {folder / name}", highlight=False)
+
+
+def _flat(value, prefix: str = "") -> list[tuple[str, str]]:
+    """(dotted key, short text) for every scalar in a JSON summary; long lists are counted."""
+    if isinstance(value, dict):
+        return [item for k, v in value.items() for item in _flat(v, f"{prefix}{k}.")]
+    if isinstance(value, list):
+        if len(value) <= 5 and all(not isinstance(v, (dict, list)) for v in value):
+            return [(prefix.rstrip("."), ", ".join(map(str, value)))]
+        return [(prefix.rstrip("."), f"{len(value)} entries")]
+    text = f"{value:.4g}" if isinstance(value, float) else str(value)
+    return [(prefix.rstrip("."), text if len(text) <= 100 else text[:97] + "...")]
 
 
 def _read_json(path: Path, what: str) -> dict:
