@@ -24,3 +24,17 @@ def test_a_pair_without_prompt_column_is_split():
     chosen, rejected = CASES[0]
     assert to_pair({"chosen": chosen, "rejected": rejected}, "pairs.jsonl") == {
         "prompt": [USER], "chosen": [chosen[1]], "rejected": [rejected[1]]}
+
+
+def test_rated_responses_given_as_pairs_point_to_binarize():
+    from notos.errors import DataError
+
+    row = {"instruction": "Name a colour.", "generations": ["Blue.", "A car."], "ratings": [5, 1]}
+    with pytest.raises(DataError) as caught:
+        to_pair(row, "runs/qs/data/dataset/part-000000.parquet")
+    message = str(caught.value)
+    assert message.startswith("runs/qs/data/dataset/part-000000.parquet: no column 'chosen'")
+    assert "column 'generations'" in message and "notos curate binarize DATA --out PAIRS" in message
+    with pytest.raises(DataError) as plain:
+        to_pair({"prompt": "hi", "chosen": "hello"}, "p.jsonl")
+    assert "binarize" not in str(plain.value)  # a pair missing a side is not rated data

@@ -8,7 +8,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from notos.data.completions import schema_for
-from notos.data.records import detect_format, normalize, prompt_ids, read_completions, read_raw
+from notos.data.records import (
+    detect_format,
+    normalize,
+    prompt_ids,
+    read_completions,
+    read_raw,
+)
 from notos.data.tables import write_table
 from notos.errors import DataError
 
@@ -257,3 +263,88 @@ def test_unreadable_files_are_one_line_errors(tmp_path):
     with pytest.raises(DataError, match=r"bad.parquet: not a readable Parquet file"):
         read_raw(tmp_path / "bad.parquet")
 
+
+
+# --- what notos's own stages write ---------------------------------------------------------------
+
+def rated_rows():
+    """The rating step's columns as a run leaf holds them (quickstart: one aspect, bare names)."""
+    return [
+        {"row_id": "qs-1", "_error": None, "instruction": "Name a colour.", "n_words": 3,
+         "generations": ["red", "sky", "blue"], "generation_models": ["m", "m", "m"],
+         "ratings": [5, None, 2], "ratings_expected": [4.6, None, 2.2], "rationales": ["apt", None, "ok"],
+         "rating_model": "judge"},
+        {"row_id": "qs-2", "_error": None, "instruction": "Say hi.", "n_words": 2,
+         "generations": ["hi", "hello"], "generation_models": ["m", "n"], "ratings": [3, 4],
+         "ratings_expected": [3.1, 3.9], "rationales": [None, None], "rating_model": "judge"},
+    ]
+
+
+def test_rated_generations_read_as_one_row_per_generation():
+    raw = pa.Table.from_pylist(rated_rows())
+    assert detect_format(raw) == "rated"
+    c = normalize(raw)
+    assert c.aspects == ["rating"]  # a bare `ratings` column names no aspect: `rating` unless the run says
+    rows = c.table.to_pylist()
+    assert [(r["prompt_id"], r["completion_index"], r["response"]) for r in rows] == [
+        ("qs-1", 0, "red"), ("qs-1", 1, "sky"), ("qs-1", 2, "blue"), ("qs-2", 0, "hi"), ("qs-2", 1, "hello")]
+    assert [r["model"] for r in rows] == ["m", "m", "m", "m", "n"]
+    # The rating, not its expectation; an unrated generation stays unrated (null, not N/A).
+    assert [r["rating_rating"] for r in rows] == [5.0, None, 2.0, 3.0, 4.0]
+    assert not any(r["na_rating"] for r in rows)
+    assert [r["rationale_rating"] for r in rows] == ["apt", None, "ok", None, None]
+
+
+def test_several_aspects_and_a_critique_are_read_and_expectations_are_not_aspects():
+    rows = [{"instruction": "Name a colour.", "generations": ["red", "sky"],
+             "ratings_honesty": [5, 1], "ratings_expected_honesty": [4.8, 1.2], "rationales_honesty": ["sure", "no"],
+             "ratings_helpfulness": [4, 2], "ratings_expected_helpfulness": [3.9, 2.1],
+             "critiques": ["good", "wrong"], "overall_scores": [9.0, 2.0]}]
+    c = read_completions(rows)
+    assert c.aspects == ["honesty", "helpfulness"]
+    table = c.table.to_pylist()
+    assert [r["rating_honesty"] for r in table] == [5.0, 1.0] and [r["rating_helpfulness"] for r in table] == [4.0, 2.0]
+    assert [r["rationale_honesty"] for r in table] == ["sure", "no"]
+    assert [(r["critique"], r["overall_score"]) for r in table] == [("good", 9.0), ("wrong", 2.0)]
+    assert [r["prompt_id"] for r in table] == ["0", "0"]
+
+
+def test_a_rating_out_of_range_names_the_prompt_and_aspect():
+    rows = rated_rows()
+    rows[1]["ratings"] = [3, 9]
+    with pytest.raises(DataError, match=r"prompt_id 'qs-2', generation 1, aspect 'rating': rating 9.0 is not 1-5"):
+        read_completions(rows)
+
+
+def test_one_answer_per_prompt_and_pairs_say_where_they_belong():
+    with pytest.raises(DataError, match=r"SFT data: train on it with `notos train sft"):
+        read_completions([{"instruction": "hi", "generation": "hello"}])
+    with pytest.raises(DataError, match=r"preference pairs already: train on them with `notos train dpo"):
+        read_completions([{"prompt": "hi", "chosen": "hello", "rejected": "go"}])
+
+
+def test_the_quickstart_run_folder_and_its_audit_folder_read_as_completions(llm_server, cli, tmp_path):
+    """A real run of the quickstart recipe (every LLM at the loopback server), read as it is; the
+    aspect is the one its pipeline.yaml rated; an audit folder reads as the data it audited."""
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"instruction": f"tell me a fact about the number {i}"}) + "\n" for i in range(4)))
+    run = tmp_path / "qs"
+    done = cli("run", "quickstart", "--input", prompts, "--out", run, "--no-progress", "--llm-base-url", llm_server.base_url,
+               timeout=300)
+    assert done.returncode == 0, done.stderr
+    c = read_completions(run)
+    assert c.aspects == ["overall_rating"]
+    assert c.table.num_rows == 12 and c.num_prompts == 4
+    assert c.table.column("rating_overall_rating").null_count == 0
+    # An audit folder as `notos curate audit` leaves it: its flags in data.parquet, the data it
+    # audited named in config.json (tests/test_stage_chain.py runs the real command).
+    audit = tmp_path / "audit"
+    audit.mkdir()
+    pq.write_table(pa.table({"prompt_id": ["x"], "completion_index": [0], "flags": [["missing_rating"]]}),
+                   audit / "data.parquet")
+    (audit / "config.json").write_text(json.dumps({"tool": "notos curate", "command": "audit", "input": str(run)}))
+    assert read_completions(audit).table.equals(c.table)
+    (tmp_path / "moved").mkdir()
+    run.rename(tmp_path / "moved" / "qs")
+    with pytest.raises(DataError, match=r"audit: an audit folder holds flags, not the data, and the data it audited .* is gone"):
+        read_completions(audit)

@@ -105,3 +105,71 @@ def test_cli_errors_name_the_folder(cli, tmp_path):
     (tmp_path / "broken" / "summary.json").write_text("{nope")
     done = cli("eval", "compare", a, tmp_path / "broken")
     assert done.returncode == 2 and "broken/summary.json: cannot read it as JSON" in done.stderr
+
+
+# --- honesty: the set-up must match, and every difference carries its SE and n ----------------
+
+def winrate_folder(folder, judge, baseline, instructions, wins):
+    annotations = [{"instruction": text, "output_1": "b", "generator_1": baseline, "output_2": "m", "generator_2": "model",
+                    "preference": 2.0 if win else 1.0} for text, win in zip(instructions, wins)]
+    n, rate = len(wins), sum(wins) / len(wins)
+    se = (sum((w - rate) ** 2 for w in wins) / (n - 1)) ** 0.5 / n ** 0.5
+    make(folder, {"kind": "winrate", "model": folder.name, "baseline": baseline, "judge": judge,
+                  "win_rate": 100 * rate, "standard_error": 100 * se, "n_total": n})
+    (folder / "annotations.json").write_text(json.dumps(annotations))
+    return folder
+
+
+QUESTIONS = [f"question {i}" for i in range(8)]
+
+
+def test_runs_judged_differently_are_refused_unless_asked(tmp_path, cli):
+    a = winrate_folder(tmp_path / "a", "gpt-4", "davinci", QUESTIONS, [1, 1, 1, 0, 1, 1, 1, 1])
+    b = winrate_folder(tmp_path / "b", "SmolLM2", "SmolLM2", QUESTIONS[:4], [0, 0, 1, 0])
+    with pytest.raises(NotosError) as refused:
+        compare_runs(a, b)
+    message = str(refused.value)
+    assert "judge gpt-4 vs SmolLM2" in message and "baseline davinci vs SmolLM2" in message
+    assert "question set 8 questions #" in message and "vs 4 questions #" in message and "--allow-mismatch" in message
+    done = cli("eval", "compare", a, b)
+    assert done.returncode == 2 and "not evaluated alike" in done.stderr and done.stderr.count("\n") == 1
+    shown = cli("eval", "compare", a, b, "--allow-mismatch")
+    assert shown.returncode == 0, shown.stderr
+    assert "not evaluated alike: judge gpt-4 vs SmolLM2" in " ".join(shown.stdout.split())
+    result = compare_runs(a, b, allow_mismatch=True)
+    assert len(result["caveats"]) == 3
+
+
+def test_every_difference_shows_its_standard_error_and_n(tmp_path, cli):
+    a = winrate_folder(tmp_path / "a", "gpt-4", "davinci", QUESTIONS, [1, 0, 1, 0, 1, 0, 1, 0])
+    b = winrate_folder(tmp_path / "b", "gpt-4", "davinci", QUESTIONS, [1, 1, 1, 0, 1, 1, 1, 0])
+    result = compare_runs(a, b)
+    row = next(r for r in result["figures"] if r["figure"] == "win_rate")
+    se_a, se_b = 100 * (0.25 * 8 / 7) ** 0.5 / 8 ** 0.5, 100 * (3 / 16 * 8 / 7) ** 0.5 / 8 ** 0.5
+    assert row["diff"] == pytest.approx(25.0) and row["se"] == pytest.approx((se_a ** 2 + se_b ** 2) ** 0.5)
+    assert (row["n_a"], row["n_b"]) == (8, 8) and row["within_noise"] is True  # 25 points on 8 questions: noise
+    shown = cli("eval", "compare", a, b)
+    line = next(r for r in shown.stdout.splitlines() if r.startswith("│ win_rate"))
+    cells = [c.strip() for c in line.split("│")[1:-1]]
+    assert cells[3] == "~+25" and cells[4] == f"{row['se']:.4g}" and cells[5] == "8 / 8"
+    assert "under 2 standard errors" in shown.stdout
+
+
+def test_mt_bench_standard_errors_come_from_the_judgments(tmp_path):
+    def mt(folder, scores):
+        make(folder, {"kind": "mt-bench", "model": folder.name, "judge": "gpt-4", "overall": sum(scores) / len(scores)})
+        (folder / "model_judgment.jsonl").write_text("".join(
+            json.dumps({"question_id": 81 + i // 2, "turn": 1 + i % 2, "category": "writing", "score": s}) + "\n"
+            for i, s in enumerate(scores)) + json.dumps({"question_id": 99, "turn": 1, "category": "math", "score": -1}) + "\n")
+        (folder / "model_answer.jsonl").write_text("".join(json.dumps({"question_id": q}) + "\n" for q in (81, 82, 99)))
+        return folder
+
+    result = compare_runs(mt(tmp_path / "a", [8, 6, 7, 9]), mt(tmp_path / "b", [2, 4, 3, 3]))
+    row = next(r for r in result["figures"] if r["figure"] == "overall")
+    assert (row["n_a"], row["n_b"]) == (4, 4)  # the unreadable verdict (-1) is not a score
+    sd_a, sd_b = (5 / 3) ** 0.5, (2 / 3) ** 0.5
+    assert row["se"] == pytest.approx(((sd_a ** 2 + sd_b ** 2) / 4) ** 0.5) and row["within_noise"] is False
+    moved = mt(tmp_path / "c", [8, 6, 7, 9])
+    (moved / "model_answer.jsonl").write_text(json.dumps({"question_id": 81}) + "\n")
+    with pytest.raises(NotosError, match="question set 3 questions #.* vs 1 questions #"):
+        compare_runs(tmp_path / "a", moved)

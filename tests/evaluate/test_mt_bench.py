@@ -64,7 +64,13 @@ def test_real_files_read(shared_data):
     q116 = next(q for q in questions if q.question_id == 116)
     assert reference_for(q116, refs, 1).startswith("We have two equations:")  # the file, not the inline "0\n\nVery simple"
     assert [q.question_id for q in select_questions(questions, "116, 81", None)] == [81, 116]
-    assert [q.question_id for q in select_questions(questions, None, 3)] == [81, 82, 83]
+    # A limit is spread over the categories (the file is sorted by category: its first 3 are all writing).
+    assert [q.question_id for q in select_questions(questions, None, 3)] == [81, 91, 101]
+    eight = select_questions(questions, None, 8)
+    assert len({q.category for q in eight}) == 8
+    ten = select_questions(questions, None, 10)
+    assert [q.question_id for q in ten] == [81, 82, 91, 92, 101, 111, 121, 131, 141, 151]
+    assert [q.question_id for q in select_questions(questions, "81, 82, 83, 91", 3)] == [81, 82, 91]
 
 
 def test_select_unknown_id_is_an_error():

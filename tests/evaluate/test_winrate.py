@@ -15,9 +15,19 @@ import statistics
 
 import pytest
 
-from notos.data.alpaca_eval import check_annotations, match_outputs, read_annotations, read_outputs
+from notos.data.alpaca_eval import (
+    check_annotations,
+    match_outputs,
+    read_annotations,
+    read_outputs,
+)
 from notos.errors import NotosError
-from notos.evaluate.winrate import LC_INSTRUCTION_PENALTY, LC_PENALTY, length_controlled, win_rate
+from notos.evaluate.winrate import (
+    LC_INSTRUCTION_PENALTY,
+    LC_PENALTY,
+    length_controlled,
+    win_rate,
+)
 
 ALPACA = "alpaca_eval/notus-7b-v1_vs_text_davinci_003_annotations.json"
 

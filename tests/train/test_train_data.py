@@ -4,8 +4,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from notos.errors import DataError
 from notos.data.locate import locate
+from notos.errors import DataError
 from notos.train.data import preference_rows, sft_rows, sources, split_off
 
 USER = [{"role": "user", "content": "What is 2 + 2?"}]

@@ -23,7 +23,8 @@ def to_pair(row: dict, origin: str) -> dict:
     """{prompt, chosen, rejected}: three strings, or three message lists."""
     for column in ("chosen", "rejected"):
         if column not in row:
-            raise DataError(f"{origin}: no column '{column}' (preference pairs need prompt, chosen, rejected)")
+            raise DataError(f"{origin}: no column '{column}' (preference pairs need prompt, chosen, rejected)"
+                            + _binarize_hint(row))
         check_turns(row[column], column, origin)
     if row.get("prompt") is None:
         return split_shared_prompt(row["chosen"], row["rejected"])
@@ -33,6 +34,19 @@ def to_pair(row: dict, origin: str) -> dict:
         return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
     prompt = as_messages(prompt, "user")
     return {"prompt": prompt, "chosen": _reply(prompt, chosen), "rejected": _reply(prompt, rejected)}
+
+
+# Columns of the data `notos curate binarize` turns into pairs: rated generations (a notos run),
+# UltraFeedback records, the generic form, the completions table.
+RATED_COLUMNS = ("generations", "completions", "responses", "completion_index")
+
+
+def _binarize_hint(row: dict) -> str:
+    found = [c for c in RATED_COLUMNS if c in row]
+    if not found:
+        return ""
+    return (f"; this looks like rated responses (column '{found[0]}'), not pairs: make pairs with "
+            "`notos curate binarize DATA --out PAIRS` and train on PAIRS")
 
 
 def split_shared_prompt(chosen, rejected) -> dict:

@@ -12,6 +12,11 @@ Shapes (`format=`), detected from the columns when "auto":
                    "Rationale For Rating"}}, critique, overall_score, ...}]
     generic        prompt, responses [str], scores {criterion: [number per response]} or
                    columns scores_<criterion>; optional models [str], source
+    rated          what notos's rating step leaves in a run folder (the `quickstart` recipe's
+                   output, any pipeline ending in `ultrafeedback_rating`): instruction | prompt,
+                   generations [str], ratings [1-5 per generation] (one aspect, named `rating`)
+                   or ratings_<aspect> (several), optional generation_models, rationales[_<aspect>],
+                   and a critique step's critiques / overall_scores
     completions    the normalized table itself (prompt_id, completion_index, response, ...), so
                    curation tools chain
 
@@ -23,6 +28,7 @@ caller can filter the raw rows by the ids curation kept and write them back in t
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -42,7 +48,7 @@ from notos.data.locate import locate
 from notos.data.tables import read_table, table_from_rows
 from notos.errors import DataError
 
-FORMATS = ("auto", "ultrafeedback", "generic", "completions")
+FORMATS = ("auto", "ultrafeedback", "generic", "rated", "completions")
 ID_COLUMNS = ("row_id", "prompt_id", "id")
 COMPLETION_COLUMNS = ("prompt_id", "completion_index", "response")
 _STRING = pa.string()
@@ -62,11 +68,49 @@ def read_raw(path_or_table, only_needed: bool = False) -> pa.Table:
         return path_or_table
     if isinstance(path_or_table, list):
         return table_from_rows(path_or_table, "input")
+    if data_path(path_or_table) != path_or_table:  # an audit folder: the data it audited
+        return read_raw(data_path(path_or_table), only_needed)
     location = locate(path_or_table)
     if location.format == "csv":  # records nest lists of structs: CSV cannot hold them
         raise DataError(f"{path_or_table}: unknown file type '{Path(path_or_table).suffix.lower()}' for preference "
                         "data (use .parquet, .jsonl, .json or a folder)")
-    return read_table(location, columns=_needed_columns if only_needed else None)
+    table = read_table(location, columns=_needed_columns if only_needed else None)
+    aspect = _rated_aspect_of_run(location) if location.kind == "run" else None
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), ASPECT_KEY: aspect}) if aspect else table
+
+
+def data_path(path):
+    """Where the data of a path is: the path itself, or for a `notos curate audit` folder (flags
+    beside the data, not the data) the data it audited, as its config.json names it, so the next
+    stage can be given the audit's folder as it is."""
+    folder = Path(path)
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8")) if folder.is_dir() else None
+    except (OSError, ValueError):
+        config = None
+    if not isinstance(config, dict) or config.get("tool") != "notos curate" or config.get("command") != "audit":
+        return path
+    audited = str(config.get("input") or "")
+    if not audited or not Path(audited).exists():
+        raise DataError(f"{path}: an audit folder holds flags, not the data, and the data it audited "
+                        f"({audited or 'unknown'}) is gone; pass that data instead")
+    return type(path)(audited) if isinstance(path, (str, Path)) else audited
+
+
+def _rated_aspect_of_run(location) -> str | None:
+    """The aspect a run's one rating step rated, from its pipeline.yaml: the name its bare
+    `ratings` column goes by (the column does not say)."""
+    import yaml
+
+    try:
+        steps = yaml.safe_load((Path(location.spec) / "pipeline.yaml").read_text(encoding="utf-8")).get("steps") or []
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return None
+    rated = [s.get("aspects") for s in steps if isinstance(s, dict) and s.get("type") == "ultrafeedback_rating"]
+    if len(rated) != 1:
+        return None
+    aspects = rated[0] if isinstance(rated[0], list) else [rated[0]]
+    return _key(aspects[0]) if len(aspects) == 1 and isinstance(aspects[0], str) and aspects[0] != "all" else None
 
 
 def detect_format(raw: pa.Table, origin: str = "input") -> str:
@@ -77,10 +121,18 @@ def detect_format(raw: pa.Table, origin: str = "input") -> str:
         return "ultrafeedback"
     if {"prompt", "responses"} <= names:
         return "generic"
+    if "generations" in names and names & {"instruction", "prompt"}:
+        return "rated"
+    hint = ""
+    if names & {"instruction", "prompt"} and names & {"generation", "response", "output", "completion"}:
+        hint = " (one answer per prompt is SFT data: train on it with `notos train sft --data ...`)"
+    elif {"chosen", "rejected"} <= names:
+        hint = " (these are preference pairs already: train on them with `notos train dpo --data ...`)"
     raise DataError(
         f"{origin}: not a known preference-data shape (columns: {', '.join(raw.column_names) or 'none'}); expected "
-        "UltraFeedback records (instruction, completions), the generic form (prompt, responses, scores) "
-        "or a completions table (prompt_id, completion_index, response)")
+        "UltraFeedback records (instruction, completions), a notos run's rated generations (instruction, "
+        "generations, ratings), the generic form (prompt, responses, scores) or a completions table "
+        f"(prompt_id, completion_index, response){hint}")
 
 
 def normalize(raw: pa.Table, *, format: str = "auto", aspects=None, origin: str = "input") -> Completions:
@@ -90,7 +142,7 @@ def normalize(raw: pa.Table, *, format: str = "auto", aspects=None, origin: str 
     if format == "auto":
         format = detect_format(raw, origin)
     needed = {"ultrafeedback": ("completions", "instruction|prompt"), "generic": ("prompt", "responses"),
-              "completions": COMPLETION_COLUMNS}[format]
+              "rated": ("generations", "instruction|prompt"), "completions": COMPLETION_COLUMNS}[format]
     for column in needed:
         options = column.split("|")
         if not set(options) & set(raw.column_names):
@@ -98,7 +150,8 @@ def normalize(raw: pa.Table, *, format: str = "auto", aspects=None, origin: str 
             raise DataError(f"{origin}: format '{format}' needs column '{either}' "
                             f"(columns: {', '.join(raw.column_names)})")
     wanted = None if aspects is None else [_key(a) for a in aspects]
-    reader = {"ultrafeedback": _from_ultrafeedback, "generic": _from_generic, "completions": _from_completions}[format]
+    reader = {"ultrafeedback": _from_ultrafeedback, "generic": _from_generic, "rated": _from_rated,
+              "completions": _from_completions}[format]
     return reader(raw, wanted, origin)
 
 
@@ -251,6 +304,64 @@ def _from_generic(raw: pa.Table, wanted, origin: str) -> Completions:
         columns[na_column(aspect)] = pa.array(np.zeros(len(flat), bool))
         columns[rationale_column(aspect)] = pa.nulls(len(flat), pa.string())
     return _assemble(columns, aspects)
+
+
+# The rating step's columns (notos.tasks.rating): one aspect leaves `ratings`, several leave
+# `ratings_<aspect>`; `ratings_expected[_<aspect>]` is the same rating as an expectation, not an aspect.
+RATED_ASPECT = "rating"  # the bare `ratings` column's aspect when the run's pipeline.yaml does not name it
+ASPECT_KEY = b"notos.rated_aspect"
+
+
+def _rated_aspects(raw: pa.Table) -> dict[str, str]:
+    """aspect -> its ratings column."""
+    names = raw.column_names
+    bare = ((raw.schema.metadata or {}).get(ASPECT_KEY) or RATED_ASPECT.encode()).decode()
+    found = {bare: "ratings"} if "ratings" in names else {}
+    for name in names:
+        if name.startswith("ratings_") and not name.startswith("ratings_expected"):
+            found[_key(name[len("ratings_"):])] = name
+    return found
+
+
+def _from_rated(raw: pa.Table, wanted, origin: str) -> Completions:
+    """A run's rated generations read as the generic form (generations are its responses, each
+    ratings column a criterion), then given the rationales and the critique where the run has them."""
+    names = raw.column_names
+    aspects = _rated_aspects(raw)
+    generic = {"prompt": raw.column("instruction" if "instruction" in names else "prompt"),
+               "responses": raw.column("generations"),
+               **{f"scores_{aspect}": raw.column(column) for aspect, column in aspects.items()}}
+    for name in (*ID_COLUMNS, "source"):
+        if name in names:
+            generic[name] = raw.column(name)
+    models = next((m for m in ("generation_models", "models") if m in names), None)
+    if models:
+        generic["models"] = raw.column(models)
+    completions = _from_generic(pa.table(generic), wanted, origin)
+    _check_rating_range(completions, origin)
+    _, parent, index = _flatten(_list_column(raw, "generations", "a list of texts", origin))
+    extra = {"critique": "critiques", "overall_score": "overall_scores"}
+    for aspect in completions.aspects:
+        column = aspects[aspect].replace("ratings", "rationales", 1)
+        extra[rationale_column(aspect)] = column
+    table = completions.table
+    for target, source in extra.items():
+        if source in names:
+            kind = table.schema.field(target).type
+            values = _cast(_element_at(raw.column(source), parent, index), kind, origin, source)
+            table = table.set_column(table.schema.get_field_index(target), target, values)
+    return Completions(table, completions.aspects)
+
+
+def _check_rating_range(completions: Completions, origin: str) -> None:
+    for aspect in completions.aspects:
+        rating = completions.table.column(rating_column(aspect))
+        bad = pc.fill_null(pc.or_(pc.less(rating, 1), pc.greater(rating, 5)), False)
+        if pc.any(bad).as_py():
+            at = int(np.flatnonzero(_np(bad))[0])
+            row = completions.table.slice(at, 1).to_pylist()[0]
+            raise DataError(f"{origin}: prompt_id '{row['prompt_id']}', generation {row['completion_index']}, aspect "
+                            f"'{aspect}': rating {row[rating_column(aspect)]!r} is not 1-5")
 
 
 def _from_completions(raw: pa.Table, wanted, origin: str) -> Completions:

@@ -31,7 +31,7 @@ def mt_bench(
     references: Path = typer.Option(None, "--references", help="Reference answers (question_id, choices[0].turns), e.g. FastChat's reference_answer/gpt-4.jsonl; shown to the judge for math, reasoning and coding."),
     out: Path = typer.Option(None, "--out", "-o", help="Output folder (default: runs/mt-bench-<model>). Rerun on the same folder to resume."),
     question_ids: str = typer.Option(None, "--question-ids", help="Only these questions, e.g. 81,82,116."),
-    limit: int = typer.Option(None, "--limit", "-n", min=1, help="At most this many questions (after --question-ids)."),
+    limit: int = typer.Option(None, "--limit", "-n", min=1, help="At most this many questions (after --question-ids), spread evenly over the categories (one of each in turn), not the first N."),
     max_new_tokens: int = typer.Option(None, "--max-new-tokens", min=1, help="Tokens per answer turn (default 1024, FastChat's; a rerun on the same folder keeps its own)."),
     judge_max_new_tokens: int = typer.Option(None, "--judge-max-new-tokens", min=1, help="Tokens per verdict (default 2048, FastChat's; a rerun on the same folder keeps its own)."),
     model_name: str = typer.Option(None, "--model-name", help="Name recorded as model_id (default: the backend's model name)."),
@@ -189,11 +189,18 @@ def compare(
     run_b: Path = typer.Argument(..., help="The other one, e.g. the DPO model's; differences are B minus A."),
     out: Path = typer.Option(None, "--out", "-o", help="Also write compare.json and report.html (with plots) here."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="Compare runs with different judges, baselines or questions anyway (the caveats are printed and recorded)."),
 ):
-    """Compare two models' evaluation runs: every figure both have, side by side, with the difference."""
-    from notos.evaluate.compare_runs import compare_runs, print_comparison, write_comparison
+    """Compare two models' evaluation runs: every figure both have, side by side, with the difference, its standard error and n.
 
-    result = compare_runs(run_a, run_b)
+    Runs judged differently (judge, baseline, question set) are refused unless --allow-mismatch."""
+    from notos.evaluate.compare_runs import (
+        compare_runs,
+        print_comparison,
+        write_comparison,
+    )
+
+    result = compare_runs(run_a, run_b, allow_mismatch=allow_mismatch)
     if out is not None:
         write_comparison(result, out)
     if as_json:

@@ -81,12 +81,16 @@ def run_judged(out_dir, *, baseline: str, judge: str, instructions=None, model: 
     """Outputs from files or generated, judged pairwise, figures written to out_dir (annotations.json,
     summary.json, config.json, report.html, and model_outputs.json / baseline_outputs.json when
     generated). Returns summary.json's content. Rerun on the same folder to resume."""
+    from notos.evaluate.local_models import local_spec
     from notos.evaluate.reports import write_winrate_folder
     from notos.llms.spec import fingerprint_view
     from notos.pipeline import run
     from notos.tasks.judge_calls import check_judge_mode
 
     check_judge_mode(judge_mode, "--judge-mode")
+    model, judge = local_spec(model, "--model"), local_spec(judge, "--judge")
+    if baseline is not None and not Path(baseline).is_file():
+        baseline = local_spec(baseline, "--baseline")
     if (model is None) == (model_outputs is None):
         raise NotosError("give the model as --model SPEC (answers generated) or --model-outputs FILE, one of them")
     model_rows = read_outputs(model_outputs, "--model-outputs") if model_outputs is not None else None

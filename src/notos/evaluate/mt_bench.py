@@ -28,8 +28,17 @@ import uuid
 from pathlib import Path
 
 from notos.data.atomic import write_json
-from notos.data.mt_bench import (ANSWERS, FAILED, JUDGMENTS, Question, answer_record, judgment_record, load_questions,
-                                 load_references, write_jsonl)
+from notos.data.mt_bench import (
+    ANSWERS,
+    FAILED,
+    JUDGMENTS,
+    Question,
+    answer_record,
+    judgment_record,
+    load_questions,
+    load_references,
+    write_jsonl,
+)
 from notos.errors import NotosError
 from notos.pipeline import Pipeline, from_rows, step
 
@@ -56,7 +65,24 @@ def select_questions(questions: list[Question], question_ids: str | None = None,
         if unknown:
             raise NotosError(f"--question-ids: no question with id {', '.join(unknown)} in the questions file")
         questions = [q for q in questions if q.key in set(wanted)]
-    return questions[:limit] if limit else questions
+    return spread_over_categories(questions, limit) if limit else questions
+
+
+def spread_over_categories(questions: list[Question], limit: int) -> list[Question]:
+    """`limit` questions taken in turn from each category (the first writing, roleplay, ...
+    question, then the second of each), in file order: FastChat's file is sorted by category,
+    so its first 8 would all be writing. Deterministic, so a rerun picks the same ones."""
+    by_category: dict[str, list[int]] = {}
+    for position, question in enumerate(questions):
+        by_category.setdefault(question.category or "", []).append(position)
+    picked: list[int] = []
+    depth = 0
+    while len(picked) < min(limit, len(questions)):
+        for positions in by_category.values():
+            if depth < len(positions) and len(picked) < limit:
+                picked.append(positions[depth])
+        depth += 1
+    return [questions[i] for i in sorted(picked)]
 
 
 def reference_for(question: Question, references: dict, turn: int) -> str | None:
@@ -129,10 +155,12 @@ def run_mt_bench(model, judge, questions, out_dir, *, references=None, question_
     (settings not given again are the folder's: see SETTINGS).
     judge_mode: text (the judge writes [[N]]), logprob (the expectation over 1..10 from its
     probabilities: small local judges) or auto (logprob for local judges, text for servers)."""
+    from notos.evaluate.local_models import local_spec
     from notos.llms.spec import check_spec, fingerprint_view
     from notos.pipeline import run
     from notos.tasks.judge_calls import check_judge_mode
 
+    model, judge = local_spec(model, "--model"), local_spec(judge, "--judge")
     out_dir = Path(out_dir)
     old = _old_config(out_dir)
     given = {"max_new_tokens": max_new_tokens, "judge_max_new_tokens": judge_max_new_tokens, "judge_mode": judge_mode}

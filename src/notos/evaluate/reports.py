@@ -16,8 +16,8 @@ def write_mt_bench_report(out_dir: Path, summary: dict, questions: list[Question
     """report.html: the figures, a bar per category and turn, every question's scores, the unread verdicts."""
     from html import escape
 
-    from notos.report.html import table_html, write_report
     from notos.evaluate.compare_runs import grouped_bars
+    from notos.report.html import table_html, write_report
 
     cats = list(summary["per_category"])
     turns = summary["per_category_turn"]

@@ -2,7 +2,9 @@
 
 `sft`, `dpo` and `rm` run a recipe of that kind; `stages` runs a recipe that lists `stages:`
 (OpenBezoar's SFT, SFT, SFT, SFT, DPO). `notos train recipes` lists the shipped ones. Rerun the
-same command on the same --out folder to resume from the last checkpoint.
+same command on the same --out folder to resume from the last checkpoint. Any recipe key, and
+the flag names of TRL's scripts (`--learning_rate`, `--model_name_or_path`, `--dataset_name`,
+`--output_dir`, ...: aliases.py), can be given as a flag: `--beta 0.2` is `--set beta=0.2`.
 """
 
 from __future__ import annotations
@@ -21,31 +23,36 @@ RECIPE = typer.Option(..., "--recipe", "-r", help="A shipped recipe name (see `n
 SET = typer.Option([], "--set", "-s", help="Set a recipe key: key=value, or STAGE.key=value (repeatable).")
 DATA = typer.Option(None, "--data", "-d", help="Training data: Parquet / JSONL file or folder (what `notos curate binarize` writes).")
 OUT = typer.Option(None, "--out", "-o", help="Output folder (default: runs/train/<recipe>). Rerun on it to resume.")
-DRY = typer.Option(False, "--dry-run", help="Validate the recipe and print it resolved; train nothing.")
+DRY = typer.Option(False, "--dry-run", help="Validate the recipe and its data (columns included), print it resolved; train nothing.")
+# Unknown flags reach the command as ctx.args: recipe keys and TRL's names (aliases.py).
+FLAGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
-@train_app.command()
-def sft(recipe: str = RECIPE, set_: list[str] = SET, data: str = DATA, out: Path = OUT, dry_run: bool = DRY):
+@train_app.command(context_settings=FLAGS)
+def sft(ctx: typer.Context, recipe: str = RECIPE, set_: list[str] = SET, data: str = DATA, out: Path = OUT,
+        dry_run: bool = DRY):
     """Supervised fine-tuning (full, LoRA, QLoRA) on conversations or prompt/completion pairs."""
-    train("sft", recipe, set_, data, out, dry_run)
+    train("sft", recipe, set_, data, out, dry_run, ctx.args)
 
 
-@train_app.command()
-def dpo(recipe: str = RECIPE, set_: list[str] = SET, data: str = DATA, out: Path = OUT, dry_run: bool = DRY):
+@train_app.command(context_settings=FLAGS)
+def dpo(ctx: typer.Context, recipe: str = RECIPE, set_: list[str] = SET, data: str = DATA, out: Path = OUT,
+        dry_run: bool = DRY):
     """Direct preference optimisation on (prompt, chosen, rejected) pairs."""
-    train("dpo", recipe, set_, data, out, dry_run)
+    train("dpo", recipe, set_, data, out, dry_run, ctx.args)
 
 
-@train_app.command()
-def rm(recipe: str = RECIPE, set_: list[str] = SET, data: str = DATA, out: Path = OUT, dry_run: bool = DRY):
+@train_app.command(context_settings=FLAGS)
+def rm(ctx: typer.Context, recipe: str = RECIPE, set_: list[str] = SET, data: str = DATA, out: Path = OUT,
+        dry_run: bool = DRY):
     """A Bradley-Terry reward model on (chosen, rejected) pairs; reports held-out pairwise accuracy."""
-    train("rm", recipe, set_, data, out, dry_run)
+    train("rm", recipe, set_, data, out, dry_run, ctx.args)
 
 
-@train_app.command()
-def stages(recipe: str = RECIPE, set_: list[str] = SET, out: Path = OUT, dry_run: bool = DRY):
+@train_app.command(context_settings=FLAGS)
+def stages(ctx: typer.Context, recipe: str = RECIPE, set_: list[str] = SET, out: Path = OUT, dry_run: bool = DRY):
     """A recipe with `stages:`, run in order, each stage starting from the one before."""
-    train("stages", recipe, set_, None, out, dry_run)
+    train("stages", recipe, set_, None, out, dry_run, ctx.args)
 
 
 @train_app.command()
@@ -60,9 +67,16 @@ def recipes():
         typer.echo(f"{path.stem:<18} {kind:<7} {str(config.get('description', '')).strip().splitlines()[0]}")
 
 
-def train(command: str, spec: str, overrides: list[str], data: str | None, out: Path | None, dry_run: bool) -> None:
+def train(command: str, spec: str, overrides: list[str], data: str | None, out: Path | None, dry_run: bool,
+          flags: list[str] = ()) -> None:
+    from notos.train.aliases import split_flags
     from notos.train.recipes import load_recipe
 
+    items, output_dir = split_flags(list(flags))
+    if output_dir is not None and out is not None and Path(output_dir) != out:
+        raise NotosError(f"--out {out} and --output_dir {output_dir} disagree; give one of them")
+    out = out or (Path(output_dir) if output_dir is not None else None)
+    overrides = [*overrides, *items]
     recipe = load_recipe(spec, overrides, data)
     kind = "stages" if recipe.staged else recipe.stages[0].recipe.kind
     if kind != command:
@@ -74,6 +88,8 @@ def train(command: str, spec: str, overrides: list[str], data: str | None, out: 
 
         for stage in recipe.stages:
             typer.echo(yaml.safe_dump({stage.name: asdict(stage.recipe)}, sort_keys=False).rstrip())
+        check_inputs(recipe, data, out, check_output=False)
+        typer.echo(f"recipe and data are valid ({'; '.join(_data_line(s) for s in recipe.stages)}); nothing trained")
         return
     from notos.train import launch
 
@@ -93,7 +109,12 @@ def train(command: str, spec: str, overrides: list[str], data: str | None, out: 
     typer.echo(f"output: {out} (model/, metrics.jsonl, report.html)")
 
 
-def check_inputs(recipe, data: str | None, out: Path) -> None:
+def _data_line(stage) -> str:
+    data = stage.recipe.data or "no data"
+    return f"{stage.name}: {data}" + (" (Hub data: read when training starts)" if data.startswith("hf://") else "")
+
+
+def check_inputs(recipe, data: str | None, out: Path | None, check_output: bool = True) -> None:
     """What a user can get wrong, checked before any model is loaded or anything written: each
     stage's data (exists, reads, has rows and the needed columns) and the output folder."""
     from notos.train.data import check_data
@@ -109,7 +130,8 @@ def check_inputs(recipe, data: str | None, out: Path) -> None:
         check_data(r.data, "--data" if data is not None else f"{where}data", r.kind, r.data_split, r.text_as_chat)
         if r.eval_data:
             check_data(r.eval_data, f"{where}eval_data", r.kind, r.eval_split, r.text_as_chat)
-    check_out(out)
+    if check_output:
+        check_out(out)
 
 
 def _headline(summary: dict) -> dict:

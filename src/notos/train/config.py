@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 METHODS = ("full", "lora", "qlora")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+MERGED_DTYPES = PRECISIONS
 DEVICES = ("auto", "cpu", "cuda")
 REFERENCES = ("implicit", "explicit", "precomputed")
 LOSS_ON = ("assistant", "all")
@@ -61,6 +62,7 @@ class Common:
     save_steps: int = 50
     save_total_limit: int = 2
     merge: bool = False  # also write merged/: the adapter folded into the base model
+    merged_dtype: str = "auto"  # of merged/: auto = the training precision on a GPU (bf16 / fp16), else bf16
 
 
 @dataclass

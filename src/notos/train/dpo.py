@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from notos.shipped import RECIPE_DATA
 from notos.train import outputs
 from notos.train.args import peft_config, training_args
 from notos.train.config import DPORecipe
 from notos.train.models import cache_root, load_model, load_tokenizer, resolve_model
-from notos.shipped import RECIPE_DATA
 from notos.train.shared import begin, fit, prepare_kbit
 
 

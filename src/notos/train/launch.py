@@ -20,7 +20,6 @@ from notos.shipped import ACCELERATE_CONFIGS
 from notos.train.recipes import Recipe
 
 
-
 def config_of(recipe: Recipe) -> Path | None:
     values = {s.recipe.accelerate_config for s in recipe.stages} - {None}
     if len(values) > 1:

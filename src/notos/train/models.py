@@ -24,6 +24,7 @@ from notos.errors import NotosError
 
 MARKER = "notos-converted.json"  # written last: a folder without it is an interrupted conversion
 RUN_MARKER = "notos-train.json"  # what a `notos train` output folder holds (see outputs.py)
+EMBEDDED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the embedded model's original, named in published outputs
 
 
 def cache_root() -> Path:
@@ -106,8 +107,9 @@ def resolve_model(spec: str) -> str:
     return spec
 
 
-def merge_adapter(adapter_dir: Path, out: Path) -> Path:
-    """Fold a LoRA adapter into its base model and save the full model (+ tokenizer) to `out`."""
+def merge_adapter(adapter_dir: Path, out: Path, dtype=None) -> Path:
+    """Fold a LoRA adapter into its base model and save the full model (+ tokenizer) to `out`,
+    in `dtype` (a torch dtype; None: the base model's own)."""
     import warnings
 
     import transformers
@@ -119,6 +121,8 @@ def merge_adapter(adapter_dir: Path, out: Path) -> Path:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             merged = load_adapter_model(adapter_dir).merge_and_unload()
+            if dtype is not None:
+                merged = merged.to(dtype)
             scratch = out.with_name(f".{out.name}.partial")  # one name: a crashed merge's is cleared here
             shutil.rmtree(scratch, ignore_errors=True)
             merged.save_pretrained(scratch, safe_serialization=True)
@@ -134,7 +138,7 @@ def load_adapter_model(adapter_dir: Path, dtype=None):
 
     config = PeftConfig.from_pretrained(str(adapter_dir))
     head = "score" if str(config.task_type) in ("SEQ_CLS", "TaskType.SEQ_CLS") else "causal"
-    base = load_model(_base_path(config.base_model_name_or_path), dtype=dtype or "auto", head=head)
+    base = load_model(_base_path(config.base_model_name_or_path, Path(adapter_dir)), dtype=dtype or "auto", head=head)
     with quiet_renamed_apis():
         return PeftModel.from_pretrained(base, str(adapter_dir))
 
@@ -153,12 +157,26 @@ def quiet_renamed_apis():
         yield
 
 
-def _base_path(base: str) -> str:
-    """An adapter trained on the embedded model names its cache folder; on another machine (or
-    after the cache was cleared) that folder is rebuilt rather than missed."""
+def _base_path(base: str, adapter_dir: Path | None = None) -> str:
+    """Where to load an adapter's base from. An adapter trained on the embedded model names its
+    Hub original (publishable), or, written before, its cache folder: both load the embedded
+    model, rebuilt if the cache was cleared, with no download. The training folder's
+    config.yaml says which (a run that named the Hub id itself downloads it)."""
     if not Path(base).exists() and Path(base).parent.name == "models" and "SmolLM2" in Path(base).name:
         return str(embedded_model_dir())
+    if base == EMBEDDED_HUB_ID and adapter_dir is not None and _trained_on_embedded(adapter_dir.parent):
+        return str(embedded_model_dir())
     return base
+
+
+def _trained_on_embedded(run: Path) -> bool:
+    import yaml
+
+    try:
+        config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return False
+    return isinstance(config, dict) and config.get("model") == "embedded"
 
 
 def load_tokenizer(path: str, chat_template: str | None):

@@ -1,8 +1,10 @@
 """The output folder of a training run, and resuming one.
 
     OUT/
-      model/            the adapter (adapter_model.safetensors) or the full model, + tokenizer
-      merged/           with `merge: true`: the adapter folded into the base model
+      model/            the adapter (adapter_model.safetensors) or the full model, + tokenizer, and
+                        README.md: the model card (card.py); the adapter names its base by Hub id
+      merged/           with `merge: true`: the adapter folded into the base model, in bf16 unless
+                        `merged_dtype` says otherwise, with its own card
       checkpoints/      TRL's checkpoints; a rerun on the same folder resumes from the last
       config.yaml       the resolved recipe
       metrics.jsonl     one line per log step (loss, rewards/..., eval_...)
@@ -67,7 +69,9 @@ def start(out: Path, recipe: Common, model_path: str) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
     out.mkdir(parents=True, exist_ok=True)
-    config = {**asdict(recipe), "resolved_model": model_path}
+    from notos.train.card import base_model_id
+
+    config = {**asdict(recipe), "resolved_model": model_path, "base_model": base_model_id(recipe.model)}
     if os.environ.get("RANK", "0") == "0":  # one writer under `accelerate launch`
         (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
     checkpoints = out / "checkpoints"
@@ -101,9 +105,17 @@ def finish(trainer, out: Path, recipe: Common, summary: dict) -> dict:
     with (out / "metrics.jsonl").open("w", encoding="utf-8") as f:
         for entry in history:
             f.write(json.dumps(entry) + "\n")
-    if recipe.merge:
-        merge_into(trainer, out / "merged")
     summary = {"kind": recipe.kind, "steps": trainer.state.global_step, **summary}
+    from notos.train import card
+
+    base_id = card.base_model_id(recipe.model)
+    if not is_train_output(Path(recipe.model)):  # a later stage's base is the stage before: its path stays
+        card.publishable_adapter(model_dir, base_id)
+    card.write_card(model_dir, recipe, summary, base_id, merged=False)
+    if recipe.merge:
+        dtype = merged_dtype(recipe, trainer.args)
+        merge_into(trainer, out / "merged", dtype)
+        card.write_card(out / "merged", recipe, summary, base_id, merged=True, dtype=str(dtype).removeprefix("torch."))
     from notos.train.report import write_training_report
 
     write_training_report(out, recipe, history, summary)
@@ -111,14 +123,25 @@ def finish(trainer, out: Path, recipe: Common, summary: dict) -> dict:
     return summary
 
 
-def merge_into(trainer, target: Path) -> None:
+def merged_dtype(recipe: Common, args):
+    """The dtype merged/ is saved in: the recipe's, or on `auto` the training precision when it
+    is a half one, else bf16 (what checkpoints are published in; fp32 doubles the download)."""
+    import torch
+
+    choice = recipe.merged_dtype
+    if choice == "auto":
+        choice = "fp16" if args.fp16 else "bf16"
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[choice]
+
+
+def merge_into(trainer, target: Path, dtype) -> None:
     from peft import PeftModel
 
     from notos.train.models import merge_adapter
 
     model = trainer.accelerator.unwrap_model(trainer.model)
     if not isinstance(model, PeftModel):  # a full fine-tune is its own merged model
-        model.save_pretrained(str(target), safe_serialization=True)
+        model.to(dtype).save_pretrained(str(target), safe_serialization=True)  # training is over: cast in place
         trainer.processing_class.save_pretrained(str(target))
         return
-    merge_adapter(target.parent / "model", target)
+    merge_adapter(target.parent / "model", target, dtype)

@@ -28,8 +28,20 @@ from pathlib import Path
 from notos.errors import NotosError
 from notos.overrides import parse_override
 from notos.shipped import TRAINING_RECIPES
-from notos.train.config import (DEVICES, LOSS_ON, METHODS, PATH_KEYS, PRECISIONS, RECIPE_TYPES, REFERENCES, Common,
-                                DPORecipe, SFTRecipe)
+from notos.train.aliases import canonical
+from notos.train.config import (
+    DEVICES,
+    LOSS_ON,
+    MERGED_DTYPES,
+    METHODS,
+    PATH_KEYS,
+    PRECISIONS,
+    RECIPE_TYPES,
+    REFERENCES,
+    Common,
+    DPORecipe,
+    SFTRecipe,
+)
 
 STAGED_KEYS = ("description", "defaults", "stages")
 
@@ -94,9 +106,11 @@ def build(values: dict, origin: str) -> Common:
         raise NotosError(f"{origin}: 'kind' must be one of {', '.join(RECIPE_TYPES)} (got {kind!r})")
     cls = RECIPE_TYPES[kind]
     hints = typing.get_type_hints(cls)
+    values = dict(canonical(key, value) for key, value in values.items())  # TRL's names too (aliases.py)
     for key, value in values.items():
         if key not in hints:
             raise NotosError(f"{origin}: unknown key '{key}' for a {kind} recipe (keys: {', '.join(hints)})")
+        values[key] = value = _number(value, hints[key])
         if not _fits(value, hints[key]):
             raise NotosError(f"{origin}: key '{key}' has a bad value {value!r} (expected {_type_text(hints[key])})")
     recipe = cls(**values)
@@ -105,7 +119,7 @@ def build(values: dict, origin: str) -> Common:
 
 
 def validate(r: Common, origin: str) -> None:
-    choices = {"method": METHODS, "precision": PRECISIONS, "device": DEVICES}
+    choices = {"method": METHODS, "precision": PRECISIONS, "device": DEVICES, "merged_dtype": MERGED_DTYPES}
     if isinstance(r, DPORecipe):
         choices["reference"] = REFERENCES
     if isinstance(r, SFTRecipe):
@@ -152,6 +166,7 @@ def _override_plain(raw: dict, overrides, origin: str) -> dict:
         key, value = parse_override(item, _is_path)
         if "." in key:
             raise NotosError(f"--set {item}: '{key.split('.')[0]}' is not a stage (this recipe has no stages)")
+        key, value = canonical(key, value)
         if key not in keys:
             raise NotosError(f"--set {item}: unknown key '{key}' (keys: {', '.join(keys)})")
         raw[key] = value
@@ -173,8 +188,10 @@ def _override_staged(raw: dict, overrides, origin: str) -> dict:
             stage, key = key.split(".", 1)
             if stage not in by_name:
                 raise NotosError(f"--set {item}: no stage named '{stage}' (stages: {', '.join(by_name)})")
+            key, value = canonical(key, value)
             by_name[stage][key] = value
             continue
+        key, value = canonical(key, value)
         takers = [s for s in stages if key in typing.get_type_hints(RECIPE_TYPES.get(s.get("kind"), Common))]
         if not takers:
             raise NotosError(f"--set {item}: no stage has a key '{key}' (keys: {', '.join(typing.get_type_hints(Common))})")
@@ -214,6 +231,16 @@ def _with_paths_from(raw: dict, base: Path) -> dict:
     if isinstance(raw.get("defaults"), dict):
         raw["defaults"] = fix(raw["defaults"])
     return raw
+
+
+def _number(value, hint):
+    """YAML reads 1e-4 (no dot) as text; a float key takes it as the number it spells."""
+    if isinstance(value, str) and float in (hint, *typing.get_args(hint)):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _fits(value, hint) -> bool:

@@ -52,5 +52,7 @@ def runner(kind: str):
 
 
 def _without_renamed_api_warnings(train, recipe, out):
-    with quiet_renamed_apis():
+    from notos.train.progress import quiet_libraries
+
+    with quiet_renamed_apis(), quiet_libraries():
         return train(recipe, out)

@@ -53,7 +53,12 @@ def fit(trainer, resume: str | None) -> dict:
     """Train (from the last checkpoint when there is one), then evaluate on the held-out data."""
     if len(trainer.train_dataset) == 0:  # TRL drops what does not fit; say so instead of a sampler error
         raise NotosError(f"no training example fits in max_length={trainer.args.max_length} tokens; raise max_length")
-    summary = {"resumed_from": Path(resume).name if resume else None, "train_seconds": 0.0, "train_loss": None}
+    from notos.train.progress import use_progress_bar
+
+    use_progress_bar(trainer)
+    summary = {"resumed_from": Path(resume).name if resume else None, "train_seconds": 0.0, "train_loss": None,
+               "train_rows": len(trainer.train_dataset),
+               "eval_rows": len(trainer.eval_dataset) if trainer.eval_dataset is not None else None}
     if resume and _all_steps_done(trainer, resume):
         # A finished run rerun: transformers would still take one more step when its last
         # checkpoint is mid-epoch, so the checkpoint is loaded as it is and nothing is trained.
