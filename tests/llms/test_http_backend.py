@@ -242,3 +242,20 @@ def test_a_server_refusing_every_request_stops_the_run(llm_server):
 def test_some_refusals_among_answers_only_fail_their_rows(llm_server):
     outs = generate(client_for(llm_server, max_concurrency=1), ask("fine", *[f"[400] q{i}" for i in range(12)]))
     assert outs[0].error is None and all(o.error.startswith("HTTP 400") for o in outs[1:])
+
+
+def test_a_bare_local_path_is_a_spec(tmp_path):
+    from notos.errors import NotosError
+    from notos.llms.spec import parse_spec
+
+    (tmp_path / "run" / "merged").mkdir(parents=True)
+    (tmp_path / "run" / "merged" / "config.json").write_text("{}")
+    assert parse_spec(str(tmp_path / "run")) == {"backend": "transformers", "model": str(tmp_path / "run" / "merged")}
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    assert parse_spec(str(tmp_path / "m.gguf"))["backend"] == "llamacpp"
+    (tmp_path / "lora").mkdir()
+    (tmp_path / "lora" / "adapter_config.json").write_text("{}")
+    with pytest.raises(NotosError, match="merge=true"):
+        parse_spec(str(tmp_path / "lora"))
+    with pytest.raises(NotosError, match="cannot read spec"):
+        parse_spec(str(tmp_path / "nowhere"))

@@ -92,9 +92,31 @@ def _parse_string(spec: str) -> dict:
     prefix, sep, rest = spec.partition(":")
     if sep and prefix in PREFIXES and rest:
         return {"backend": PREFIXES[prefix], "model": rest}
+    local = _local_model(spec)
+    if local:
+        return local
     raise NotosError(
         f"llm: cannot read spec {spec!r} (use embedded, openai:MODEL, http://HOST/v1, transformers:PATH, vllm:PATH or llamacpp:FILE.gguf)"
     )
+
+
+def _local_model(spec: str) -> dict | None:
+    """A bare local path just works: a model folder (config.json, or a `notos train` output with
+    its merged model) runs on transformers, a .gguf file on llama.cpp."""
+    from pathlib import Path
+
+    path = Path(spec).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return {"backend": "llamacpp", "model": str(path)}
+    if not path.is_dir():
+        return None
+    for folder in (path / "merged", path, path / "model"):
+        if (folder / "config.json").is_file():
+            return {"backend": "transformers", "model": str(folder)}
+    if (path / "adapter_config.json").is_file() or (path / "model" / "adapter_config.json").is_file():
+        raise NotosError(f"llm: {spec} holds a LoRA adapter, not a whole model; train with --set merge=true "
+                         f"and point at its merged/ folder")
+    return None
 
 
 def spec_key(spec) -> str:
