@@ -1,4 +1,4 @@
-# Two entry points: `make demo` runs the quickstart recipe end to end, `make test` runs the
+# Two entry points: `make demo` runs the whole loop on the quickstart prompts, `make test` runs the
 # whole suite. Both build .venv themselves on a fresh machine. `make check` is the fast set
 # for development (no model loading or training).
 PY ?= python3
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/notos run quickstart --out runs/quickstart
+	$(BIN)/notos quickstart --out runs/quickstart
 
 # The review UI's browser tests drive Debian's chromium (never a downloaded browser build).
 # Where apt cannot install it (not root, no apt), those tests skip and say why.

@@ -63,3 +63,15 @@ def test_library_future_warnings_are_quiet_and_ours_are_not():
                                    module="peft.peft_model")
             warnings.warn("a notos warning a user should see", FutureWarning)
     assert [str(w.message) for w in caught] == ["a notos warning a user should see"]
+
+
+def test_a_half_written_checkpoint_is_not_resumed_from(tmp_path):
+    from notos.train.outputs import last_complete_checkpoint
+
+    assert last_complete_checkpoint(tmp_path / "none") is None
+    for step, complete in ((2, True), (4, True), (6, False)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if complete:
+            (folder / "trainer_state.json").write_text("{}")
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-4")

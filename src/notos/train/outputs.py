@@ -66,16 +66,23 @@ def _yaml_mapping(path: Path) -> dict:
 
 def start(out: Path, recipe: Common, model_path: str) -> str | None:
     """Write config.yaml; return the checkpoint to resume from, if any."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     out.mkdir(parents=True, exist_ok=True)
     from notos.train.card import base_model_id
 
     config = {**asdict(recipe), "resolved_model": model_path, "base_model": base_model_id(recipe.model)}
     if os.environ.get("RANK", "0") == "0":  # one writer under `accelerate launch`
         (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    checkpoints = out / "checkpoints"
-    return get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    return last_complete_checkpoint(out / "checkpoints")
+
+
+def last_complete_checkpoint(checkpoints: Path) -> str | None:
+    """The newest checkpoint a kill did not cut short: the trainer writes trainer_state.json last,
+    so a folder without it is half-written and resuming from it would crash."""
+    if not checkpoints.is_dir():
+        return None
+    complete = [p for p in checkpoints.glob("checkpoint-*")
+                if p.name.rsplit("-", 1)[1].isdigit() and (p / "trainer_state.json").is_file()]
+    return str(max(complete, key=lambda p: int(p.name.rsplit("-", 1)[1]))) if complete else None
 
 
 def metrics_callback(out: Path):
