@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The full UltraFeedback-shaped workload side by side in one sitting: raw-aiohttp ideal
-# (../shared/bench/ideal.py), notos (resume on), distilabel 1.5.3 (../shared/bench/
-# distilabel_ultrafeedback.py), against ../shared/bench/fake_openai_server.py.
+# (../shared/bench/ideal.py), notos's hand-built pipeline (resume on), the shipped
+# `ultrafeedback` recipe as a user runs it (`notos run`, critique off, overall-rating), and
+# distilabel 1.5.3 (../shared/bench/distilabel_ultrafeedback.py), against
+# ../shared/bench/fake_openai_server.py.
 #
 #   bash bench/ultrafeedback.sh                       (N=4000, latencies 200 and 0 ms, start-up at N=10)
 #   NS="1000" LATS="200" STARTUP=0 bash bench/ultrafeedback.sh
+#   CASES="ideal recipe" NS=4000 LATS=200 STARTUP=0 bash bench/ultrafeedback.sh
 #
-# Needs ../shared/bench and bench/.venv-distilabel (see bench/README.md). Only the server
-# started here is stopped, by its PID.
+# Needs ../shared/bench; distilabel runs only where bench/.venv-distilabel exists (see
+# bench/README.md). Only the server started here is stopped, by its PID.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
@@ -15,6 +18,9 @@ SHARED=${SHARED:-$ROOT/../shared/bench}
 PY=$ROOT/.venv/bin/python
 DPY=$HERE/.venv-distilabel/bin/python
 NS=${NS:-4000}; LATS=${LATS:-"200 0"}; STARTUP=${STARTUP:-1}; PORT=${PORT:-18789}
+CASES=${CASES:-"ideal notos recipe distilabel"}
+[ -x "$DPY" ] || { echo "no $DPY: distilabel is left out"; DPY=$PY; CASES=${CASES//distilabel/}; }
+wants() { case " $CASES " in *" $1 "*) return 0;; esac; return 1; }
 OUT=${OUT:-$HERE/results/ultrafeedback-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 URL="http://127.0.0.1:$PORT/v1"
@@ -40,13 +46,15 @@ case_run() { # tag python script args...
 for LAT in $LATS; do
   start_server "$LAT"
   if [ "$STARTUP" = 1 ]; then
-    case_run "startup_notos_n10_l$LAT" "$PY" "$HERE/ultrafeedback_notos.py" --n 10
-    case_run "startup_distilabel_n10_l$LAT" "$DPY" "$SHARED/distilabel_ultrafeedback.py" --n 10
+    wants notos && case_run "startup_notos_n10_l$LAT" "$PY" "$HERE/ultrafeedback_notos.py" --n 10
+    wants recipe && case_run "startup_recipe_n10_l$LAT" "$PY" "$HERE/ultrafeedback_notos.py" --recipe --n 10
+    wants distilabel && case_run "startup_distilabel_n10_l$LAT" "$DPY" "$SHARED/distilabel_ultrafeedback.py" --n 10
   fi
   for N in $NS; do
-    case_run "ideal_n${N}_l$LAT" "$DPY" "$SHARED/ideal.py" --n "$N" --client aiohttp
-    case_run "notos_n${N}_l$LAT" "$PY" "$HERE/ultrafeedback_notos.py" --n "$N"
-    case_run "distilabel_n${N}_l$LAT" "$DPY" "$SHARED/distilabel_ultrafeedback.py" --n "$N"
+    wants ideal && case_run "ideal_n${N}_l$LAT" "$DPY" "$SHARED/ideal.py" --n "$N" --client aiohttp
+    wants notos && case_run "notos_n${N}_l$LAT" "$PY" "$HERE/ultrafeedback_notos.py" --n "$N"
+    wants recipe && case_run "recipe_n${N}_l$LAT" "$PY" "$HERE/ultrafeedback_notos.py" --recipe --n "$N"
+    wants distilabel && case_run "distilabel_n${N}_l$LAT" "$DPY" "$SHARED/distilabel_ultrafeedback.py" --n "$N"
   done
   stop_server
 done

@@ -10,6 +10,10 @@ A batch is committed atomically (write, fsync, rename) under a name made of its 
 signature of its row ids, so a rerun skips exactly what is committed, a changed input file
 recomputes exactly the batches whose rows changed, and `kill -9` at any moment loses at most
 the batches in flight. The cache is append-only; `data/` is swapped in whole at the end.
+
+The run folder may also be a URI (`s3://bucket/prefix`): storage.py says how each write is made
+atomic there (a part, then its commit marker), and `data/LEAF` is published with its file list
+(`_notos.json`) written last.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from notos.data.atomic import atomic_file, atomic_write_bytes, recover_folder, replace_folder
+from notos.data.atomic import recover_folder, replace_folder
 from notos.errors import NotosError
+from notos.pipeline.storage import files_for, publish_leaf
 from notos.pipeline.tables import rows_to_table, unify_part_schemas
 from notos.version import __version__
 
@@ -59,7 +64,8 @@ def redact(value):
 
 class RunStore:
     def __init__(self, root: str | Path):
-        self.root = Path(root)
+        self.files = files_for(root)
+        self.root = self.files.root  # a Path, or the URI of a run folder on an object store
         self._committed: dict[str, dict[int, set[str]]] = {}
         self._failed: dict[str, set[tuple[int, str]]] = {}
         self._manifest: dict = {}
@@ -72,18 +78,10 @@ class RunStore:
         `plan` says what runs: `pipeline` (its name), `batch_size`, `limit`,
         `fingerprint_scheme`, `steps` (name -> kind, fingerprint, parents) and `leaves` (names).
         """
-        if self.root.exists() and not self.root.is_dir():
-            raise NotosError(f"--out {self.root}: exists and is not a folder")
-        if self.root.is_dir() and any(self.root.iterdir()) and not (self.root / "manifest.json").exists():
-            raise NotosError(f"--out {self.root}: folder is not empty and is not a notos run folder; choose another")
-        (self.root / "cache").mkdir(parents=True, exist_ok=True)
-        (self.root / "data").mkdir(exist_ok=True)
-        self._recover()
+        self._check_folder()
         previous = self.manifest()
-        steps = {
-            name: {**entry, "cache": str(self.step_dir(name, entry["fingerprint"]).relative_to(self.root))}
-            for name, entry in plan.get("steps", {}).items()
-        }
+        steps = {name: {**entry, "cache": self._step_rel(name, entry["fingerprint"])}
+                 for name, entry in plan.get("steps", {}).items()}
         self._manifest = {
             "notos_version": __version__, "pipeline": plan.get("pipeline"), "batch_size": plan.get("batch_size"),
             "limit": plan.get("limit"), "fingerprint_scheme": plan.get("fingerprint_scheme"),
@@ -96,7 +94,22 @@ class RunStore:
             "history": (previous.get("history", []) + ([previous["last_run"]] if previous.get("last_run") else []))[-20:],
         }
         self.write_manifest(self._manifest)
-        atomic_write_bytes(self.root / "pipeline.yaml", pipeline_yaml.encode())
+        self.files.write_bytes("pipeline.yaml", pipeline_yaml.encode())
+
+    def _check_folder(self) -> None:
+        """A new or empty folder, or a run folder; made ready, and what a killed run left undone."""
+        if self.files.remote:
+            if self.files.listing("") and not self.files.exists("manifest.json"):
+                raise NotosError(f"--out {self.root}: not empty and not a notos run folder; choose another")
+            self.files.makedirs("cache")
+            return
+        if self.root.exists() and not self.root.is_dir():
+            raise NotosError(f"--out {self.root}: exists and is not a folder")
+        if self.root.is_dir() and any(self.root.iterdir()) and not (self.root / "manifest.json").exists():
+            raise NotosError(f"--out {self.root}: folder is not empty and is not a notos run folder; choose another")
+        (self.root / "cache").mkdir(parents=True, exist_ok=True)
+        (self.root / "data").mkdir(exist_ok=True)
+        self._recover()
 
     def complete(self, rows: dict[str, int], seconds: float, stats: dict) -> None:
         """The run finished: record its rows per leaf (data/ is already swapped in)."""
@@ -124,20 +137,23 @@ class RunStore:
             recover_folder(data / old.name[1:-4])
 
     def manifest(self) -> dict:
-        path = self.root / "manifest.json"
-        if not path.exists():
-            return {}
         try:
-            return json.loads(path.read_text())
+            data = self.files.read_bytes("manifest.json")
+            return json.loads(data) if data is not None else {}
         except (OSError, json.JSONDecodeError):
-            raise NotosError(f"{path}: unreadable run manifest; move the folder aside or choose another --out") from None
+            raise NotosError(f"{self.root}/manifest.json: unreadable run manifest; move the folder aside or choose "
+                             "another --out") from None
 
     def write_manifest(self, manifest: dict) -> None:
-        atomic_write_bytes(self.root / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
+        self.files.write_bytes("manifest.json", json.dumps(manifest, indent=2, default=str).encode())
 
     # -- batches ----------------------------------------------------------------------
     def step_dir(self, step: str, fingerprint: str) -> Path:
-        return self.root / "cache" / f"{step}-{fingerprint[:12]}"
+        """A step's cache folder on a local disk (the cache migration renames these)."""
+        return self.root / self._step_rel(step, fingerprint)
+
+    def _step_rel(self, step: str, fingerprint: str) -> str:
+        return f"cache/{step}-{fingerprint[:12]}"
 
     def committed(self, step: str, fingerprint: str) -> dict[int, set[str]]:
         """Batch index -> signatures committed for this step version (scanned once)."""
@@ -145,17 +161,27 @@ class RunStore:
         if key not in self._committed:
             found: dict[int, set[str]] = {}
             failed: set[tuple[int, str]] = set()
-            folder = self.step_dir(step, fingerprint)
-            if folder.is_dir():
-                for entry in os.scandir(folder):
-                    m = PART.match(entry.name)
-                    if m:
-                        found.setdefault(int(m.group(1)), set()).add(m.group(2))
-                    elif f := FAILED.match(entry.name):
-                        failed.add((int(f.group(1)), f.group(2)))
+            for name in self.files.names(self._step_rel(step, fingerprint)):
+                m = PART.match(name)
+                if m:
+                    found.setdefault(int(m.group(1)), set()).add(m.group(2))
+                elif f := FAILED.match(name):
+                    failed.add((int(f.group(1)), f.group(2)))
             self._committed[key] = found
             self._failed[key] = failed
         return self._committed[key]
+
+    def failures(self, step: str, fingerprint: str) -> set[tuple[int, str]]:
+        """The batches (index, signature) of this step version that hold failed rows."""
+        self.committed(step, fingerprint)
+        return set(self._failed[f"{step}-{fingerprint}"])
+
+    def assume_listed(self, step: str, fingerprint: str, failures: set[tuple[int, str]]) -> None:
+        """Take a step folder's listing as given instead of listing it (a cluster worker: the
+        driver listed it once; the worker only adds parts, and needs only `failures`)."""
+        key = f"{step}-{fingerprint}"
+        self._committed.setdefault(key, {})
+        self._failed.setdefault(key, set(failures))
 
     def has(self, step: str, fingerprint: str, index: int, sig: str) -> bool:
         return sig in self.committed(step, fingerprint).get(index, ())
@@ -164,12 +190,12 @@ class RunStore:
         self.committed(step, fingerprint)
         return (index, sig) in self._failed[f"{step}-{fingerprint}"]
 
-    def _part(self, step, fingerprint, index, sig, suffix) -> Path:
-        return self.step_dir(step, fingerprint) / f"part-{index:06d}-{sig}.{suffix}"
+    def _part(self, step, fingerprint, index, sig, suffix) -> str:
+        return f"{self._step_rel(step, fingerprint)}/part-{index:06d}-{sig}.{suffix}"
 
     def commit(self, step: str, fingerprint: str, index: int, sig: str, rows: list[dict]) -> None:
-        folder = self.step_dir(step, fingerprint)
-        folder.mkdir(parents=True, exist_ok=True)
+        if not self.files.remote:  # object stores have no folders to make
+            self.files.makedirs(self._step_rel(step, fingerprint))
         self.committed(step, fingerprint)
         failed_marks = self._failed[f"{step}-{fingerprint}"]
         marker = self._part(step, fingerprint, index, sig, "failed")
@@ -183,44 +209,42 @@ class RunStore:
         if has_failed:
             # The marker goes first: a crash between the two leaves a marker without its part
             # (harmless: the part is simply not committed), never failed rows without a marker.
-            atomic_write_bytes(marker, b"")
+            self.files.write_bytes(marker, b"")
             failed_marks.add((index, sig))
         if table is not None:
-            with atomic_file(self._part(step, fingerprint, index, sig, "parquet")) as tmp:
-                pq.write_table(table, tmp)
+            self.files.commit_table(self._part(step, fingerprint, index, sig, "parquet"), table)
         else:
-            atomic_write_bytes(self._part(step, fingerprint, index, sig, "empty"), b"")
+            self.files.commit_bytes(self._part(step, fingerprint, index, sig, "empty"), b"")
         if not has_failed and (index, sig) in failed_marks:  # a retried batch that now succeeds
-            marker.unlink(missing_ok=True)
+            self.files.delete(marker)
             failed_marks.discard((index, sig))
         self.committed(step, fingerprint).setdefault(index, set()).add(sig)
 
     def load(self, step: str, fingerprint: str, index: int, sig: str) -> list[dict]:
-        path = self._part(step, fingerprint, index, sig, "parquet")
-        if not path.exists():
-            return []
-        return pq.read_table(path).to_pylist()
+        table = self.files.read_table(self._part(step, fingerprint, index, sig, "parquet"))
+        return [] if table is None else table.to_pylist()
 
     # -- global steps -------------------------------------------------------------------
     def global_parts(self, step: str, fingerprint: str) -> list[tuple[int, str]] | None:
-        marker = self.step_dir(step, fingerprint) / "_complete.json"
-        if not marker.exists():
-            return None
-        return [tuple(p) for p in json.loads(marker.read_text())["parts"]]
+        marker = self.files.read_bytes(f"{self._step_rel(step, fingerprint)}/_complete.json")
+        return None if marker is None else [tuple(p) for p in json.loads(marker)["parts"]]
 
     def global_failed(self, step: str, fingerprint: str) -> int:
         """Failed rows among a complete global step's output (passed through from upstream)."""
-        marker = self.step_dir(step, fingerprint) / "_complete.json"
-        return json.loads(marker.read_text()).get("failed", 0) if marker.exists() else 0
+        marker = self.files.read_bytes(f"{self._step_rel(step, fingerprint)}/_complete.json")
+        return json.loads(marker).get("failed", 0) if marker is not None else 0
 
     def mark_global_complete(self, step: str, fingerprint: str, parts: list[tuple[int, str]], failed: int = 0) -> None:
-        folder = self.step_dir(step, fingerprint)
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(folder / "_complete.json", json.dumps({"parts": parts, "failed": failed}).encode())
+        folder = self._step_rel(step, fingerprint)
+        self.files.makedirs(folder)
+        self.files.write_bytes(f"{folder}/_complete.json", json.dumps({"parts": parts, "failed": failed}).encode())
 
     # -- results ------------------------------------------------------------------------
     def materialize(self, leaf: str, fingerprint: str, parts: list[tuple[int, str]]) -> int:
         """Swap data/LEAF for the parts of this run, in batch order (hard links, no copies)."""
+        if self.files.remote:
+            return publish_leaf(self.files, leaf, fingerprint, [self._part(leaf, fingerprint, i, s, "parquet")
+                                                                for i, s in sorted(parts)])
         data = self.root / "data"
         new = data / f".{leaf}.new"
         shutil.rmtree(new, ignore_errors=True)
@@ -236,7 +260,7 @@ class RunStore:
     def _fill(self, new: Path, leaf: str, fingerprint: str, parts: list[tuple[int, str]]) -> int:
         rows = 0
         for n, (index, sig) in enumerate(sorted(parts)):
-            src = self._part(leaf, fingerprint, index, sig, "parquet")
+            src = self.files.path(self._part(leaf, fingerprint, index, sig, "parquet"))
             if not src.exists():
                 continue
             dst = new / f"part-{n:06d}.parquet"
@@ -254,7 +278,7 @@ class RunStore:
         sums over every invocation in this folder (resumes included; `invocations` counts them)."""
         totals = {}
         try:
-            totals = json.loads((self.root / "stats.json").read_text()).get("_totals") or {}
+            totals = json.loads(self.files.read_bytes("stats.json") or b"{}").get("_totals") or {}
         except (OSError, ValueError, AttributeError):
             pass
         if not isinstance(totals, dict):
@@ -265,7 +289,7 @@ class RunStore:
                       for k, v in numbers.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "rows_per_s"}
             summed["invocations"] = kept.get("invocations", 0) + 1
             totals[name] = summed
-        atomic_write_bytes(self.root / "stats.json", json.dumps({**stats, "_totals": totals}, indent=2).encode())
+        self.files.write_bytes("stats.json", json.dumps({**stats, "_totals": totals}, indent=2).encode())
 
 
 def process_start(pid: int) -> str | None:

@@ -132,12 +132,13 @@ def _input_id(row_id: str, input_ids: set[str]) -> str:
 
 
 def deliveries(step: Step, batch: Batch) -> list[tuple[Step, Batch]]:
-    """What each child of `step` gets: the batch itself; from a route, its rows on the chosen
-    branches and no rows ([], still computed and committed as empty) on the others."""
+    """What each child of `step` gets: the batch itself; from a route, the rows it routes to that
+    child (routing.route_rows: per row or per batch), possibly none ([], still computed and
+    committed as empty, so every child sees every batch index)."""
     if step.kind != "route" or batch.rows is None:
         return [(child, batch) for child in step.children]
-    chosen = set(step.fn(batch.index, len(step.children), **step.options))
-    return [(child, replace(batch, rows=batch.rows if i in chosen else [])) for i, child in enumerate(step.children)]
+    routed = step.fn(batch.index, batch.rows, len(step.children), **step.options)
+    return [(child, replace(batch, rows=rows)) for child, rows in zip(step.children, routed, strict=True)]
 
 
 # -- global steps -------------------------------------------------------------------------
