@@ -87,6 +87,9 @@ class OpenAICompatible:
         self.retries = 0  # attempts beyond the first, for tests and stats
         self.answered = 0  # requests that got a usable reply
         self.refusals: dict[str, int] = {}  # a 4xx reason -> how many requests got it
+        self.stopped: str | None = None  # why the run was stopped early: requests still queued stop too
+        self.reached = False  # the server has answered once (until then, few requests go out at a time)
+        self._probing = 0  # requests out while the server has not answered yet
         self._session = None
         self._gate: asyncio.Semaphore | None = None
         self._loop = None
@@ -133,6 +136,7 @@ class OpenAICompatible:
         if self._session is not None and not self._session.closed and self._loop is asyncio.get_running_loop():
             await self._session.close()
         self._session = None
+        self.stopped = None  # the next run (in this process) tries the server afresh
 
     # -- one request, with retries --------------------------------------------------------
     async def _post_once(self, path: str, body: bytes) -> dict:
@@ -140,6 +144,8 @@ class OpenAICompatible:
 
         session = self._ensure_session()
         async with self._gate:
+            if self.stopped:  # queued behind the requests that stopped the run: never sent
+                raise NotosError(self.stopped)
             # The pace is kept inside the gate: requests that got their turn while the gate
             # was full would otherwise start together as soon as it opens.
             await self.pacer.wait_turn()
@@ -170,10 +176,32 @@ class OpenAICompatible:
 
     async def _post(self, path: str, payload: dict) -> dict:
         body = json.dumps(payload).encode()
+        probing = await self._admit()
+        try:
+            return await self._post_with_retries(path, body)
+        finally:
+            self._probing -= probing
+
+    async def _admit(self) -> bool:
+        """Until the server has answered once, at most FAILURES_TO_STOP requests are out at a time
+        (retries included): a dead or broken server stops the run after a handful of requests,
+        not after a whole batch's worth. The first answer opens the way for every request."""
+        while not self.reached and self._probing >= FAILURES_TO_STOP and not self.stopped:
+            await asyncio.sleep(0.005)
+        if self.stopped:
+            raise NotosError(self.stopped)
+        if self.reached:
+            return False
+        self._probing += 1
+        return True
+
+    async def _post_with_retries(self, path: str, body: bytes) -> dict:
         attempt = 0
         while True:
             try:
-                return await self._post_once(path, body)
+                data = await self._post_once(path, body)
+                self.reached = True
+                return data
             except RequestFailed as failure:
                 if not failure.retriable or attempt >= self.max_retries:
                     tries = f" ({attempt + 1} attempts)" if attempt else ""
@@ -232,9 +260,10 @@ class OpenAICompatible:
         self.refusals[kind] = self.refusals.get(kind, 0) + 1
         if self.refusals[kind] >= FAILURES_TO_STOP:
             verb = "were all refused" if reason.startswith("HTTP 4") else "all failed"
-            raise NotosError(f"llm (openai at {self.base_url}): the first {FAILURES_TO_STOP} requests {verb}: {reason}"
+            self.stopped = (f"llm (openai at {self.base_url}): the first {FAILURES_TO_STOP} requests {verb}: {reason}"
                              " (stopped early: no request got an answer; is the server up and the URL right? On"
                              " --retry-failed, rows that keep failing this way fail for a reason of their own)")
+            raise NotosError(self.stopped)
 
     def _payload(self, conversation: Conversation, params: GenerationParams) -> dict:
         payload = {
