@@ -42,54 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 # Plain words only: no negation, softener or rating cue (see notos/curate/lexicon.py).
-WORDS = """
-the of and to in is that for it as with was on be by this are from at an have which or one
-had they you were her all she there would their we him been has when who will more if out so
-said what up its about into than them can only other new time these two may then do first any
-my now such like our over man me even most made after also did many before must through back
-years where much your way well down should because each just those people how too state
-good very make world still own see men work long get here between both life being under year
-same last might great know while place right take every three house use during again home
-city water open story part thing hand high give since group large tell point plan form
-number family light early country word name study night table garden river market school paper
-power music money letter color history center energy field figure result data report method
-model system question process design value change level area problem service issue
-example idea image movie travel recipe sport team game player price budget client project email
-product customer company office schedule trip hotel beach mountain forest city island
-village road bridge train plane car bike engine battery screen phone computer program code
-function class object list array string number file folder server network cloud query table
-index column record review summary essay poem song novel chapter scene character author reader
-student teacher lesson course exam grade science physics chemistry biology math algebra
-geometry equation formula theory law rule policy market trade export import tax income salary
-health doctor patient hospital medicine diet food meal coffee tea bread cheese fruit apple
-orange lemon salad soup sauce kitchen oven pan spoon plate cup glass bottle window door wall
-floor roof room bed chair desk lamp clock camera photo video film stage actor dance art paint
-brush canvas museum gallery library book page line letter sentence paragraph title topic
-theme style tone voice audience message speech debate argument reason evidence source quote
-fact figure chart graph map route distance speed weight height length width size shape angle
-circle square triangle corner edge surface volume area mass force motion wave sound heat
-light star planet moon sun earth ocean lake sea wind rain snow storm cloud weather season
-spring summer autumn winter morning evening weekend holiday birthday party wedding gift card
-friend parent child brother sister uncle aunt cousin neighbor guest host owner manager worker
-farmer driver pilot artist writer singer coach captain leader member partner expert beginner
-step stage phase round level layer block unit piece part section chapter detail feature option
-choice plan goal task job role duty skill tool device machine robot sensor signal pattern
-sample test trial event task list order sequence series range scale ratio rate share total
-average mean median sum product difference amount count measure unit metric score rank top
-bottom left right front back middle inside outside above below near far early late quick slow
-bright dark warm cold soft hard heavy light fresh old young modern ancient simple complex
-basic advanced common rare local global public private social natural human digital physical
-mental visual written spoken formal casual daily weekly monthly annual main key central major
-final initial next previous current recent future past present similar different specific
-general special single double triple whole half quarter rich plain green blue red yellow
-white black brown gray purple pink golden silver wooden metal plastic paper glass stone
-write read build create explain describe compare list suggest provide find show help start
-keep turn move play run walk talk speak listen watch look feel think believe hold bring buy
-sell pay send receive share join leave visit travel cook bake grow plant water clean
-wash fix repair paint draw sing learn teach study practice improve increase reduce measure
-count calculate solve prove check test sort filter group merge split convert translate
-summarize rewrite outline rank choose select prefer enjoy love hope wish plan arrange organize
-""".split()
+WORDS = ["the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "with", "was", "on", "be", "by", "this", "are", "from", "at", "an", "have", "which", "or", "one", "had", "they", "you", "were", "her", "all", "she", "there", "would", "their", "we", "him", "been", "has", "when", "who", "will", "more", "if", "out", "so", "said", "what", "up", "its", "about", "into", "than", "them", "can", "only", "other", "new", "time", "these", "two", "may", "then", "do", "first", "any", "my", "now", "such", "like", "our", "over", "man", "me", "even", "most", "made", "after", "also", "did", "many", "before", "must", "through", "back", "years", "where", "much", "your", "way", "well", "down", "should", "because", "each", "just", "those", "people", "how", "too", "state", "good", "very", "make", "world", "still", "own", "see", "men", "work", "long", "get", "here", "between", "both", "life", "being", "under", "year", "same", "last", "might", "great", "know", "while", "place", "right", "take", "every", "three", "house", "use", "during", "again", "home", "city", "water", "open", "story", "part", "thing", "hand", "high", "give", "since", "group", "large", "tell", "point", "plan", "form", "number", "family", "light", "early", "country", "word", "name", "study", "night", "table", "garden", "river", "market", "school", "paper", "power", "music", "money", "letter", "color", "history", "center", "energy", "field", "figure", "result", "data", "report", "method", "model", "system", "question", "process", "design", "value", "change", "level", "area", "problem", "service", "issue", "example", "idea", "image", "movie", "travel", "recipe", "sport", "team", "game", "player", "price", "budget", "client", "project", "email", "product", "customer", "company", "office", "schedule", "trip", "hotel", "beach", "mountain", "forest", "city", "island", "village", "road", "bridge", "train", "plane", "car", "bike", "engine", "battery", "screen", "phone", "computer", "program", "code", "function", "class", "object", "list", "array", "string", "number", "file", "folder", "server", "network", "cloud", "query", "table", "index", "column", "record", "review", "summary", "essay", "poem", "song", "novel", "chapter", "scene", "character", "author", "reader", "student", "teacher", "lesson", "course", "exam", "grade", "science", "physics", "chemistry", "biology", "math", "algebra", "geometry", "equation", "formula", "theory", "law", "rule", "policy", "market", "trade", "export", "import", "tax", "income", "salary", "health", "doctor", "patient", "hospital", "medicine", "diet", "food", "meal", "coffee", "tea", "bread", "cheese", "fruit", "apple", "orange", "lemon", "salad", "soup", "sauce", "kitchen", "oven", "pan", "spoon", "plate", "cup", "glass", "bottle", "window", "door", "wall", "floor", "roof", "room", "bed", "chair", "desk", "lamp", "clock", "camera", "photo", "video", "film", "stage", "actor", "dance", "art", "paint", "brush", "canvas", "museum", "gallery", "library", "book", "page", "line", "letter", "sentence", "paragraph", "title", "topic", "theme", "style", "tone", "voice", "audience", "message", "speech", "debate", "argument", "reason", "evidence", "source", "quote", "fact", "figure", "chart", "graph", "map", "route", "distance", "speed", "weight", "height", "length", "width", "size", "shape", "angle", "circle", "square", "triangle", "corner", "edge", "surface", "volume", "area", "mass", "force", "motion", "wave", "sound", "heat", "light", "star", "planet", "moon", "sun", "earth", "ocean", "lake", "sea", "wind", "rain", "snow", "storm", "cloud", "weather", "season", "spring", "summer", "autumn", "winter", "morning", "evening", "weekend", "holiday", "birthday", "party", "wedding", "gift", "card", "friend", "parent", "child", "brother", "sister", "uncle", "aunt", "cousin", "neighbor", "guest", "host", "owner", "manager", "worker", "farmer", "driver", "pilot", "artist", "writer", "singer", "coach", "captain", "leader", "member", "partner", "expert", "beginner", "step", "stage", "phase", "round", "level", "layer", "block", "unit", "piece", "part", "section", "chapter", "detail", "feature", "option", "choice", "plan", "goal", "task", "job", "role", "duty", "skill", "tool", "device", "machine", "robot", "sensor", "signal", "pattern", "sample", "test", "trial", "event", "task", "list", "order", "sequence", "series", "range", "scale", "ratio", "rate", "share", "total", "average", "mean", "median", "sum", "product", "difference", "amount", "count", "measure", "unit", "metric", "score", "rank", "top", "bottom", "left", "right", "front", "back", "middle", "inside", "outside", "above", "below", "near", "far", "early", "late", "quick", "slow", "bright", "dark", "warm", "cold", "soft", "hard", "heavy", "light", "fresh", "old", "young", "modern", "ancient", "simple", "complex", "basic", "advanced", "common", "rare", "local", "global", "public", "private", "social", "natural", "human", "digital", "physical", "mental", "visual", "written", "spoken", "formal", "casual", "daily", "weekly", "monthly", "annual", "main", "key", "central", "major", "final", "initial", "next", "previous", "current", "recent", "future", "past", "present", "similar", "different", "specific", "general", "special", "single", "double", "triple", "whole", "half", "quarter", "rich", "plain", "green", "blue", "red", "yellow", "white", "black", "brown", "gray", "purple", "pink", "golden", "silver", "wooden", "metal", "plastic", "paper", "glass", "stone", "write", "read", "build", "create", "explain", "describe", "compare", "list", "suggest", "provide", "find", "show", "help", "start", "keep", "turn", "move", "play", "run", "walk", "talk", "speak", "listen", "watch", "look", "feel", "think", "believe", "hold", "bring", "buy", "sell", "pay", "send", "receive", "share", "join", "leave", "visit", "travel", "cook", "bake", "grow", "plant", "water", "clean", "wash", "fix", "repair", "paint", "draw", "sing", "learn", "teach", "study", "practice", "improve", "increase", "reduce", "measure", "count", "calculate", "solve", "prove", "check", "test", "sort", "filter", "group", "merge", "split", "convert", "translate", "summarize", "rewrite", "outline", "rank", "choose", "select", "prefer", "enjoy", "love", "hope", "wish", "plan", "arrange", "organize"]
 WORDS = list(dict.fromkeys(WORDS))  # the list above repeats a few; order kept, so seeds stay stable
 
 SOURCES = {"evol_instruct": 10_000, "false_qa": 2_339, "flan_v2_cot": 3_000, "flan_v2_flan2021": 5_000,
@@ -196,8 +149,10 @@ def join(*columns, sep=" ") -> pa.Array:
     return pc.binary_join_element_wise(*columns, sep)
 
 
-def build(n: int, seed: int) -> tuple[pa.Table, dict]:
-    """The records table (n prompts x 4 completions) and what was planted in it."""
+def build(n: int, seed: int, response_words=(50, 400), critique_words=(14, 50),
+          rationale_words=(10, 25)) -> tuple[pa.Table, dict]:
+    """The records table (n prompts x 4 completions) and what was planted in it. The word ranges
+    set the text lengths (bench/uf_full_data.py asks for UltraFeedback's real ones)."""
     rng = np.random.default_rng(seed)
     vocab = Vocab(WORDS)
     m = 4 * n  # completions, prompt-major: completion j of prompt i is row 4 i + j
@@ -214,7 +169,7 @@ def build(n: int, seed: int) -> tuple[pa.Table, dict]:
     principle_idx = rng.integers(0, len(PRINCIPLES), m)
     principle = pa.array(list(PRINCIPLES)).take(pa.array(principle_idx))
     system_prompt = pa.array(list(PRINCIPLES.values())).take(pa.array(principle_idx))
-    response = random_texts(rng, vocab, m, 50, 400)
+    response = random_texts(rng, vocab, m, *response_words)
 
     quality = np.array([q for _, q in MODELS])[model_idx] + rng.normal(0, 0.8, m)
     ratings = np.clip(np.rint(quality[:, None] + rng.normal(0, 0.5, (m, 4))), 1, 5).astype(int)  # (m, 4)
@@ -236,13 +191,13 @@ def build(n: int, seed: int) -> tuple[pa.Table, dict]:
     overall[planted_critique] = 10.0
     critique_band = np.clip(((overall - 1) / 9 * 4).astype(int), 0, 3)
     critique_band[planted_critique] = 3  # the glowing critique of Notus's finding
-    critique = join(pa.array(CRITIQUE).take(pa.array(critique_band)), random_texts(rng, vocab, m, 14, 50))
+    critique = join(pa.array(CRITIQUE).take(pa.array(critique_band)), random_texts(rng, vocab, m, *critique_words))
 
     annotations = {}
     for a, aspect in enumerate(ASPECTS):
         sentence = pa.array(RUBRIC[aspect] + [NA_RATIONALE]).take(
             pa.array(np.where(na[:, a], 5, rubric_rating[:, a] - 1)))
-        rationale = join(sentence, random_texts(rng, vocab, m, 10, 25))
+        rationale = join(sentence, random_texts(rng, vocab, m, *rationale_words))
         rating = pa.array([None, "1", "2", "3", "4", "5", "N/A"]).take(
             pa.array(np.where(missing[:, a], 0, np.where(na[:, a], 6, ratings[:, a]))))
         fields = {"Rating": rating, "Rationale": rationale}

@@ -54,7 +54,7 @@ def test_binarize_writes_trl_pairs_in_every_format(cli, tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["command"] == "binarize" and config["options"]["strategy"] == "mean"
     html = (out / "report.html").read_text()
-    assert "Length of chosen vs rejected" in html and "data:image/png;base64," in html
+    assert "Length of chosen vs rejected" in html and "<svg" in html and "<polygon" in html
 
 
 def test_compare_finds_the_notus_disagreement(cli, tmp_path):

@@ -1,4 +1,4 @@
-"""Deduplication: exact (normalized) and near duplicates (MinHash LSH on word 5-grams), clusters as
+"""Deduplication: exact (normalized) and near duplicates (MinHash LSH on words and word pairs), clusters as
 connected components, the first prompt of each kept, and the signatures and candidates shown
 equal to datasketch's own MinHash and MinHashLSH."""
 
@@ -22,7 +22,8 @@ from notos.data.completions import completions_from_rows
 from notos.errors import NotosError
 
 # 104 words -> 100 word 5-grams. One word changed in the middle touches 5 of them: the two texts
-# share 95 of 105 distinct 5-grams, Jaccard 0.905.
+# share 95 of 105 distinct 5-grams, Jaccard 0.905. In words and word pairs (the default shingles)
+# they share 185 of 191, Jaccard 0.969.
 LONG = ("I am planning a two week trip through northern Italy next spring with my partner and our two teenage "
         "children. We will fly into Milan, then want to visit Lake Como, Verona, Venice, Bologna and Florence "
         "before flying home from Rome. We prefer trains over renting a car, enjoy museums and long walks, and "
@@ -69,10 +70,10 @@ def test_one_word_changed_in_a_long_prompt_is_a_near_duplicate():
     rows = clusters_by_id(clusters)
     assert rows["edited"]["reason"] == "near"
     assert rows["edited"]["representative"] == "long"
-    assert rows["edited"]["similarity"] == pytest.approx(95 / 105, abs=0.08)  # MinHash estimate of 0.905
+    assert rows["edited"]["similarity"] == pytest.approx(185 / 191, abs=0.06)  # MinHash estimate of 0.969
     assert rows["long"]["kept"] and rows["long"]["reason"] is None
     # at a threshold above their similarity they are two prompts
-    kept, clusters = deduplicate(c, threshold=0.99)
+    kept, clusters = deduplicate(c, threshold=0.99, ngram=5)  # 5-grams: 0.905
     assert clusters.num_rows == 0 and kept.table.num_rows == 8
 
 
@@ -83,7 +84,7 @@ def test_clusters_are_connected_components():
     c_ = b.replace("museums", "galleries")
     d = c_.replace("tips", "ideas")
     c = completions([("A", LONG), ("x", OTHERS[0]), ("B", b), ("C", c_), ("D", d), ("C-loud", c_.upper())])
-    kept, clusters = deduplicate(c, threshold=0.85)
+    kept, clusters = deduplicate(c, threshold=0.85, ngram=5)  # the 5-gram figures above
     rows = clusters_by_id(clusters)
     assert set(rows) == {"A", "B", "C", "D", "C-loud"}
     assert {r["representative"] for r in rows.values()} == {"A"}

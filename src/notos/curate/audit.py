@@ -40,7 +40,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from notos.curate import lexicon
-from notos.data.completions import Completions, na_column, rating_column, rationale_column
+from notos.data.completions import (
+    Completions,
+    na_column,
+    rating_column,
+    rationale_column,
+)
 from notos.errors import DataError, NotosError
 
 CRITIQUE_DISAGREES = "critique_disagrees"

@@ -21,6 +21,13 @@ Completions without a score are ignored; a prompt with fewer than two scored com
 tied, or below the margin gives no pair and is counted under that reason. The counts travel in
 the pairs table's schema metadata (kept in its Parquet file); read them with `binarize_stats`.
 
+`forced` (what a reviewer decided, `notos.data.edits.apply_edits`'s second value) is
+{prompt_id: {"chosen": completion_index | None, "rejected": completion_index | None}}: a forced
+side wins over the strategy for that prompt. A forced chosen counts as the best completion and a
+forced rejected as the worst, so the strategy picks the other side among the remaining
+completions (its usual rule: a random one scoring lower, or the worst); `min_margin` does not
+drop a pair a reviewer decided. The scores written are the real ones.
+
 The work is numpy over a padded [n_prompts, max_completions] score matrix: no Python loop over
 prompts.
 """
@@ -43,7 +50,7 @@ _GRID_CELLS = 20_000_000  # all-pairs compares [prompts, k, k] in blocks of abou
 
 
 def binarize(c: Completions, strategy: str, *, min_margin: float = 0.0, seed: int = 0, aspects=None,
-             score: str | None = None) -> pa.Table:
+             score: str | None = None, forced: dict | None = None) -> pa.Table:
     """Pairs in TRL's conversational preference format plus provenance (see the module doc)."""
     if strategy not in STRATEGIES:
         raise NotosError(f"unknown binarize strategy '{strategy}' (choose from {', '.join(STRATEGIES)})")
@@ -56,16 +63,19 @@ def binarize(c: Completions, strategy: str, *, min_margin: float = 0.0, seed: in
                         f"(strategy '{strategy}'); try another strategy")
     grid = _grid(c.table, scores)
     draws = _uniforms(grid["ids"], seed, streams=2)
+    ranked, forced_rejected = _apply_forced(grid, c.table, forced or {})
     if strategy == "all-pairs":
-        p, ci, ri, reasons = _all_pairs(grid["scores"], min_margin)
+        p, ci, ri, reasons = _all_pairs(ranked, min_margin)
     else:
-        p, ci, ri, reasons = _one_pair(grid["scores"], draws, min_margin, worst=strategy == "best-worst")
+        p, ci, ri, reasons = _one_pair(ranked, draws, min_margin, worst=strategy == "best-worst",
+                                       forced_rejected=forced_rejected)
     rows_c, rows_r = grid["rows"][p, ci], grid["rows"][p, ri]
     stats = {
         "strategy": strategy, "score": score, "aspects": [a.replace("-", "_") for a in (aspects or c.aspects)] if score == "mean" else [],
         "min_margin": float(min_margin), "seed": seed, "prompts": len(grid["ids"]), "completions": c.table.num_rows,
         "completions_without_score": int(np.isnan(scores).sum()), "prompts_paired": int((reasons == _PAIRED).sum()),
-        "pairs": len(p), "dropped": {name: int((reasons == code).sum()) for code, name in _DROP_REASONS.items()},
+        "pairs": len(p), "forced_prompts": int((np.abs(np.nan_to_num(ranked)) >= _FORCED).any(1).sum()),
+        "dropped": {name: int((reasons == code).sum()) for code, name in _DROP_REASONS.items()},
     }
     return _pairs_table(c.table, rows_c, rows_r, scores, strategy, stats)
 
@@ -119,11 +129,44 @@ def _grid(table: pa.Table, scores: np.ndarray) -> dict:
     return {"ids": encoded.dictionary, "scores": grid_scores, "rows": grid_rows}
 
 
+_FORCED = 1e9  # the rank of a forced chosen (and minus it, of a forced rejected): beyond any score
+
+
+def _apply_forced(grid: dict, table: pa.Table, forced: dict):
+    """(the score grid with forced cells set to +-_FORCED, each prompt's forced rejected column or -1)."""
+    ranked = grid["scores"]
+    forced_rejected = np.full(len(ranked), -1, np.int64)
+    if not forced:
+        return ranked, forced_rejected
+    ranked = ranked.copy()
+    position = {pid: p for p, pid in enumerate(grid["ids"].to_pylist())}
+    index = _floats(table.column("completion_index"))
+    for pid, sides in forced.items():
+        p = position.get(str(pid))
+        if p is None:
+            continue  # a prompt the data no longer holds (removed by curation): nothing to force
+        cells = grid["rows"][p]
+        columns = {int(index[row]): k for k, row in enumerate(cells) if row >= 0}
+        chosen, rejected = sides.get("chosen"), sides.get("rejected")
+        if chosen is not None and chosen == rejected:
+            raise NotosError(f"binarize: prompt {pid}: completion {chosen} is forced both chosen and rejected")
+        for side, sign in ((chosen, 1.0), (rejected, -1.0)):
+            if side is None:
+                continue
+            if int(side) not in columns:
+                raise DataError(f"binarize: prompt {pid} has no completion {side} to force "
+                                f"(completions: {', '.join(map(str, sorted(columns)))})")
+            ranked[p, columns[int(side)]] = sign * _FORCED
+        if rejected is not None:
+            forced_rejected[p] = columns[int(rejected)]
+    return ranked, forced_rejected
+
+
 _PAIRED, _FEWER, _TIED, _MARGIN = 0, 1, 2, 3
 _DROP_REASONS = {_FEWER: "fewer_than_2_scores", _TIED: "all_tied", _MARGIN: "below_margin"}
 
 
-def _one_pair(scores, draws, min_margin, worst: bool):
+def _one_pair(scores, draws, min_margin, worst: bool, forced_rejected=None):
     """(prompt, chosen column, rejected column) for prompts that pair, and a reason per prompt."""
     valid = ~np.isnan(scores)
     n_scored = valid.sum(1)
@@ -135,6 +178,8 @@ def _one_pair(scores, draws, min_margin, worst: bool):
     else:
         candidates = valid & (scores < best[:, None])
     rejected = _pick(candidates, draws[1])
+    if forced_rejected is not None:
+        rejected = np.where(forced_rejected >= 0, forced_rejected, rejected)
     gap = best - scores[np.arange(len(scores)), rejected]
     reasons = np.select([n_scored < 2, ~candidates.any(1), ~(gap >= min_margin)], [_FEWER, _TIED, _MARGIN], _PAIRED)
     p = np.flatnonzero(reasons == _PAIRED)

@@ -39,6 +39,7 @@ from notos.data.locate import SUFFIXES
 from notos.errors import DataError, NotosError
 
 EXCERPT_CHARS = 200
+CHUNK_PROMPTS = 8192
 TEXT_SUFFIXES = (".txt", ".text")
 ROW_SUFFIXES = tuple(SUFFIXES)  # every file `notos.data.locate` knows
 TEXT_COLUMNS = ("prompt", "instruction", "question", "text")  # tried in this order
@@ -395,6 +396,13 @@ def first_row_per_prompt(table: pa.Table) -> np.ndarray:
     return np.sort(first)
 
 
+def one_row_per_prompt(table: pa.Table) -> pa.Table:
+    """Each prompt's first row; the table itself (no copy of the texts) when it has one row per
+    prompt already, as the prompts of `notos curate all` do."""
+    first = first_row_per_prompt(table)
+    return table if len(first) == table.num_rows else table.take(first)
+
+
 def drop_prompts(c: Completions, prompt_ids: pa.Array) -> Completions:
     """The completions of every prompt not in prompt_ids."""
     if not len(prompt_ids):
@@ -425,9 +433,13 @@ def decontaminate(c: Completions, benchmark_paths, *, sources_to_drop=("truthful
         items = paths
     else:
         items = read_benchmark(benchmark_paths)
-    prompts = c.table.select(["prompt_id", "prompt", "source"]).take(first_row_per_prompt(c.table))
-    found = find_contamination(prompts.column("prompt"), prompts.column("source"), items,
-                               sources_to_drop=sources_to_drop, ngram=ngram, threshold=threshold)
+    prompts = one_row_per_prompt(c.table.select(["prompt_id", "prompt", "source"]))
+    # In chunks of prompts: the word-level arrays of 64k prompts at once take ~0.5 GB.
+    found = pa.concat_tables([
+        find_contamination(prompts.column("prompt").slice(start, CHUNK_PROMPTS),
+                           prompts.column("source").slice(start, CHUNK_PROMPTS), items,
+                           sources_to_drop=sources_to_drop, ngram=ngram, threshold=threshold)
+        for start in range(0, max(prompts.num_rows, 1), CHUNK_PROMPTS)])
     mask = found.column("contaminated")
     removed = pa.table({
         "prompt_id": prompts.column("prompt_id"), "prompt": prompts.column("prompt"),

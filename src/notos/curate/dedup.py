@@ -1,19 +1,24 @@
 """Remove duplicate prompts: exact (after normalization) and near duplicates (MinHash LSH).
 
-Two prompts are near duplicates when the estimated Jaccard similarity of their sets of word
-5-grams (shingles of the normalized text, `notos.curate.decontaminate.normalize`) reaches the
-threshold. Word shingles rather than characters: a one-word edit in a 100-word prompt keeps
-about 90% of them, while two unrelated prompts share almost none (character shingles make
-unrelated English texts look alike through " the ", "tion " and friends, and cost six times
-more hashing). A prompt shorter than 5 words is one shingle, its whole text, so short prompts
-only ever match exactly.
+Two prompts are near duplicates when the estimated Jaccard similarity of their shingle sets
+reaches the threshold. A shingle is a run of 1 to `ngram` words (default 2: the words and the
+word pairs) of the normalized text (`notos.curate.decontaminate.normalize`). Why so short:
+the copies that matter are a prompt with a few words changed, and every changed word spoils
+every shingle it is in. Measured on 20-110-word prompts (AlpacaEval's instructions with 1-3
+random word substitutions, insertions or deletions, among 20,000 unrelated prompts): word
+5-gram shingles at 0.8 found 82% / 33% / 12% of the copies with 1 / 2 / 3 edits; words and
+word pairs at 0.6 find 100% / 100% / 100%, and no unrelated prompt. What the threshold means:
+at 0.6, a 20-word prompt may differ in about 3 words, a 100-word prompt in about 15; two
+unrelated prompts rarely share even a third of their words and pairs. Prompts under
+`min_words` (default 10) words only match exactly: at that size one word is the question
+("What is 2+2?" and "What is 3+3?" are two prompts).
 
 Clusters are connected components (A~B and B~C put A, B, C together even when A and C are not
 alike); the first prompt of a cluster, in input order, is kept and the others go with all their
 completions. The clusters table lists every prompt of every cluster of two or more.
 
 Speed: the signatures are datasketch's MinHash (its permutations and its `affine32` scheme, with
-our 32-bit shingle hashes as the hash function), computed for all prompts at once in numpy
+our 32-bit shingle hashes as the hash function; datasketch itself is not imported), computed for all prompts at once in numpy
 rather than one `update` per prompt; the banding uses MinHashLSH's own choice of (bands, rows)
 for the threshold (weighted toward recall, see `band_params`), bucketed with numpy sorts instead
 of MinHashLSH's per-key inserts and queries (6.5 s at 64k prompts). Each candidate pair is then
@@ -29,7 +34,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from notos.curate.decontaminate import WordHashes, drop_prompts, first_row_per_prompt, split_words, word_values
+from notos.curate.decontaminate import (
+    WordHashes,
+    drop_prompts,
+    one_row_per_prompt,
+    split_words,
+)
+from notos.curate.memory import release_memory
 from notos.data.completions import Completions
 from notos.errors import NotosError
 
@@ -42,8 +53,13 @@ CLUSTER_SCHEMA = pa.schema([
 _POLY = np.uint64(0x9E3779B97F4A7C15)
 
 
-def deduplicate(c: Completions, *, threshold: float = 0.8, num_perm: int = 128, ngram: int = 5,
-                seed: int = 1) -> tuple[Completions, pa.Table]:
+DEFAULT_THRESHOLD = 0.6
+DEFAULT_NGRAM = 2
+DEFAULT_MIN_WORDS = 10
+
+
+def deduplicate(c: Completions, *, threshold: float = DEFAULT_THRESHOLD, num_perm: int = 128, ngram: int = DEFAULT_NGRAM,
+                seed: int = 1, min_words: int = DEFAULT_MIN_WORDS) -> tuple[Completions, pa.Table]:
     """(the completions of the first prompt of each cluster, the clusters table).
 
     clusters: cluster_id (0.. in order of the kept prompt), prompt_id, kept, reason (null for the
@@ -51,9 +67,9 @@ def deduplicate(c: Completions, *, threshold: float = 0.8, num_perm: int = 128, 
     representative (the kept prompt's id), similarity (estimated Jaccard with the kept prompt;
     1.0 for exact), prompt."""
     _check_options(threshold, num_perm, ngram)
-    prompts = c.table.select(["prompt_id", "prompt"]).take(first_row_per_prompt(c.table))
+    prompts = one_row_per_prompt(c.table.select(["prompt_id", "prompt"]))
     representative, exact, similarity = cluster_prompts(prompts.column("prompt"), threshold=threshold,
-                                                        num_perm=num_perm, ngram=ngram, seed=seed)
+                                                        num_perm=num_perm, ngram=ngram, seed=seed, min_words=min_words)
     size = np.bincount(representative, minlength=len(representative))
     member = np.flatnonzero(size[representative] > 1)
     cluster = np.unique(representative[member], return_inverse=True)[1].astype(np.int64)
@@ -72,30 +88,38 @@ def deduplicate(c: Completions, *, threshold: float = 0.8, num_perm: int = 128, 
     return drop_prompts(c, dropped), clusters
 
 
-def cluster_prompts(texts, *, threshold: float = 0.8, num_perm: int = 128, ngram: int = 5, seed: int = 1):
+def cluster_prompts(texts, *, threshold: float = DEFAULT_THRESHOLD, num_perm: int = 128, ngram: int = DEFAULT_NGRAM,
+                    seed: int = 1, min_words: int = DEFAULT_MIN_WORDS):
     """Per text: the index of its cluster's first text, whether its normalized text equals that
     one's, and its estimated Jaccard similarity with it (1.0 for exact duplicates)."""
     _check_options(threshold, num_perm, ngram)
-    words = split_words(texts)
-    count = len(words)
-    flat = pc.list_flatten(words)
-    word_ids = pc.dictionary_encode(flat).indices.to_numpy(zero_copy_only=False) if len(flat) else np.zeros(0, int)
-    values = word_values(int(word_ids.max(initial=0)) + 1, seed=seed)
-    hashes = WordHashes(values[word_ids], pc.list_value_length(words).to_numpy(zero_copy_only=False))
+    parts = _words_of(texts, seed)
+    counts = np.concatenate([np.zeros(0, np.int64)] + [c for c, _ in parts])
+    count = len(counts)
+
+    def chunks():  # (first text, WordHashes) of each chunk of texts
+        start = 0
+        for part_counts, part_values in parts:
+            yield start, WordHashes(part_values, part_counts)
+            start += len(part_counts)
     # Exact: the same 64-bit hash of the normalized word sequence (all empty texts hash alike).
-    whole, has_words = hashes.texts()
+    whole, has_words = (np.concatenate(parts) for parts in zip(*(h.texts() for _, h in chunks())))
     _, first, group = np.unique(whole, return_index=True, return_inverse=True)
     exact_first = first[group.reshape(-1)]
     # Near: among the first text of each exact group that has words.
-    docs = np.flatnonzero((exact_first == np.arange(count)) & has_words)
+    docs = np.flatnonzero((exact_first == np.arange(count)) & has_words & (counts >= min_words))
     representative = exact_first.copy()
     similarity = np.ones(count)
     if len(docs) > 1:
         doc_index = np.full(count, -1)
         doc_index[docs] = np.arange(len(docs))
-        doc, shingles = hashes.grams(ngram)
-        mine = doc_index[doc] >= 0
-        signatures = minhash_signatures(doc_index[doc[mine]], shingles[mine], len(docs), num_perm, seed)
+        signatures = np.empty((len(docs), num_perm), np.uint32)
+        for start, hashes in chunks():
+            local = doc_index[start:start + len(hashes.counts)]
+            mine = local >= 0
+            if mine.any():
+                signatures[local[mine]] = _signatures(hashes, np.cumsum(mine) - 1, mine, ngram, num_perm, seed)
+            release_memory()
         left, right = candidate_pairs(signatures, *band_params(threshold, num_perm))
         alike = estimated_jaccard(signatures, left, right) >= threshold
         doc_label = connected_components(len(docs), left[alike], right[alike])
@@ -105,6 +129,59 @@ def cluster_prompts(texts, *, threshold: float = 0.8, num_perm: int = 128, ngram
         similarity[near] = estimated_jaccard(signatures, own, doc_label[own])
     exact = whole == whole[representative]
     return representative, exact, np.where(exact, 1.0, similarity)
+
+
+def _words_of(texts, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per chunk of texts: (words per text, a 64-bit value per word). A word's value is a hash of
+    its bytes, so no vocabulary of the whole dataset is ever built (at 256k prompts the word
+    strings and their dictionary took ~0.7 GB), and the chunks are never joined."""
+    parts = []
+    for start in range(0, len(texts), CHUNK_TEXTS):
+        words = split_words(texts[start:start + CHUNK_TEXTS])
+        parts.append((pc.list_value_length(words).to_numpy(zero_copy_only=False).astype(np.int64),
+                      _hash_strings(pc.list_flatten(words), seed)))
+    return parts
+
+
+def _hash_strings(strings: pa.Array, seed: int) -> np.ndarray:
+    """A 64-bit value per string from its UTF-8 bytes, column-wise: each byte times a mix of its
+    position, summed per string, then mixed with the length and the seed."""
+    strings = pc.cast(strings, pa.large_string())
+    if len(strings) == 0:
+        return np.zeros(0, np.uint64)
+    _, offsets_buf, data_buf = strings.buffers()
+    offsets = np.frombuffer(offsets_buf, np.int64)[strings.offset:strings.offset + len(strings) + 1]
+    data = np.frombuffer(data_buf, np.uint8)[offsets[0]:offsets[-1]] if data_buf is not None else np.zeros(0, np.uint8)
+    lengths = np.diff(offsets)
+    starts = offsets[:-1] - offsets[0]
+    position = np.arange(len(data), dtype=np.uint64) - np.repeat(starts, lengths).astype(np.uint64)
+    summed = np.zeros(len(strings), np.uint64)
+    nonempty = lengths > 0
+    if nonempty.any():
+        summed[nonempty] = np.add.reduceat((data.astype(np.uint64) + np.uint64(1)) * _mix64(position), starts[nonempty])
+    return _mix64(summed ^ _mix64(lengths.astype(np.uint64) + np.uint64(seed % 2**64)))
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer, elementwise (wrapping uint64 arithmetic)."""
+    x = np.asarray(x, np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+CHUNK_TEXTS = 8192  # texts hashed at a time: the word-level arrays of 64k prompts at once take ~0.5 GB
+
+
+def _signatures(hashes: WordHashes, local_doc: np.ndarray, mine: np.ndarray, ngram: int, num_perm: int, seed: int):
+    """Signatures of the texts of one chunk marked `mine`, numbered by local_doc."""
+    signatures = None
+    for n in range(1, ngram + 1):  # the MinHash of a union is the minimum of the MinHashes
+        doc, shingles = hashes.grams(n)
+        keep = mine[doc]
+        part = minhash_signatures(local_doc[doc[keep]], shingles[keep], int(mine.sum()), num_perm, seed)
+        signatures = part if signatures is None else np.minimum(signatures, part, out=signatures)
+    return signatures
 
 
 def _check_options(threshold, num_perm, ngram) -> None:
@@ -118,13 +195,12 @@ def _check_options(threshold, num_perm, ngram) -> None:
 # ---------------------------------------------------------------------------- MinHash LSH
 
 def _datasketch_permutations(num_perm: int, seed: int):
-    from datasketch import MinHash
-
-    minhash = MinHash(num_perm=num_perm, seed=seed)
-    if getattr(minhash, "scheme", None) != "affine32":
-        raise NotosError("dedup needs datasketch>=2.0 (its 'affine32' MinHash scheme): pip install -U datasketch")
-    a, b = minhash.permutations
-    return a.astype(np.uint32), b.astype(np.uint32)
+    """The (a, b) of datasketch's affine32 MinHash(num_perm, seed), drawn as it draws them (its
+    `_init_permutations`): importing datasketch costs ~2 s (scipy), more than the hashing."""
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
 
 
 def shingle_hash32(hashes: np.ndarray) -> np.ndarray:
@@ -169,14 +245,19 @@ def band_params(threshold: float, num_perm: int) -> tuple[int, int]:
     """(bands, rows per band) as MinHashLSH picks them for this threshold, weighted 0.05 / 0.95
     against missed pairs: every candidate is checked afterwards, so a false candidate costs a
     comparison while a missed one leaves a duplicate in. (Its default equal weights find only
-    about 70% of the pairs at 0.05 above a 0.8 threshold; these find 99%.)"""
-    from datasketch import MinHashLSH
-
-    try:
-        lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=RECALL_WEIGHTS)
-    except ValueError:  # near 1.0 its optimum is a single band, which it refuses: take two halves
+    about 70% of the pairs at 0.05 above a 0.8 threshold; these find 99%.) Its optimisation
+    (`datasketch.lsh._optimal_param`), with the integrals taken on a fine grid in numpy rather
+    than scipy's quad."""
+    bands, rows = zip(*[(b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)])
+    bands, rows = np.array(bands, float)[:, None], np.array(rows, float)[:, None]
+    low, high = np.linspace(0.0, threshold, 2001), np.linspace(threshold, 1.0, 2001)
+    false_positive = np.trapezoid(1 - (1 - low ** rows) ** bands, low, axis=1)
+    false_negative = np.trapezoid((1 - high ** rows) ** bands, high, axis=1)
+    best = int(np.argmin(false_positive * RECALL_WEIGHTS[0] + false_negative * RECALL_WEIGHTS[1]))
+    b, r = int(bands[best, 0]), int(rows[best, 0])
+    if b < 2:  # near 1.0 the optimum is a single band, which MinHashLSH refuses: take two halves
         return 2, num_perm // 2
-    return lsh.b, lsh.r
+    return b, r
 
 
 def candidate_pairs(signatures: np.ndarray, bands: int, rows: int):

@@ -1,5 +1,8 @@
 """Does a rationale read positive or negative? A small lexicon, run as RE2 kernels over a column.
 
+Cues match whole words (a cue ending in \\w* covers its inflections: "hallucinat\\w*" matches
+"hallucinates" and "hallucinations", never a longer unrelated word).
+
 Why a lexicon: UltraFeedback's rationales are short, formulaic judge text ("The text contains
 severe hallucinations", "fully aligns with the task goal"), so a few dozen cues catch the Notus
 case (a high rating whose own rationale tears the answer apart) without an LLM. A column of
@@ -56,7 +59,8 @@ NOT_NEGATIONS = (r"not only", r"not just", r"no doubt")
 
 
 def _any(words) -> str:
-    return r"\b(?:" + "|".join(words) + ")"
+    # Whole words only: "flaw" must not fire inside "flawless", nor "errors?" inside "Errorsome".
+    return r"\b(?:" + "|".join(words) + r")\b"
 
 
 _WORD = r"[a-z0-9_'’-]+"

@@ -72,13 +72,24 @@ def read_input_raw(input_path: Path, format: str):
 
 
 def keep_rows(raw: pa.Table, kept, origin: str) -> pa.Table:
-    """The raw input rows whose prompt survived, in the input's own shape."""
+    """The raw input rows whose prompt survived, in the input's own shape, with their ids."""
     from notos.data.records import COMPLETION_COLUMNS, prompt_ids
 
     if set(COMPLETION_COLUMNS) <= set(raw.column_names):
         return kept.table  # the input was a completions table already
+    ids = prompt_ids(raw, origin)
     wanted = pc.unique(kept.table.column("prompt_id"))
-    return raw.filter(pc.is_in(prompt_ids(raw, origin), value_set=wanted))
+    return with_ids(raw, ids).filter(pc.is_in(ids, value_set=wanted))
+
+
+def with_ids(raw: pa.Table, ids) -> pa.Table:
+    """Records that carry their prompt id, so a chain of commands keeps pointing at the original
+    prompts: without an id column the id is the record's position, which a removal shifts."""
+    from notos.data.records import ID_COLUMNS
+
+    if any(name in raw.column_names for name in ID_COLUMNS):
+        return raw
+    return raw.append_column("prompt_id", ids)
 
 
 def call_binarize(run, completions, strategy: str, min_margin: float, seed: int):
@@ -88,10 +99,22 @@ def call_binarize(run, completions, strategy: str, min_margin: float, seed: int)
     return pairs, binarize_stats(pairs)
 
 
-def removal_summary(before, kept, removals: pa.Table) -> dict:
+def removal_summary(before, kept, removals: pa.Table, sources_to_drop=("truthful_qa",)) -> dict:
+    """Counts by reason, and the source rule spelled out: a whole benchmark's source (truthful_qa)
+    goes whatever its text, which surprises when it is not said."""
     reasons = pc.value_counts(removals.column("reason")).to_pylist() if removals.num_rows else []
+    by_reason = {r["values"]: r["counts"] for r in reasons}
+    by_source = by_reason.get("source", 0)
+    source_rows = removals.filter(pc.equal(removals.column("reason"), "source")) if removals.num_rows else removals
+    also_text = int(pc.sum(pc.is_valid(source_rows.column("benchmark_id"))).as_py() or 0) if by_source else 0
+    names = ", ".join(sources_to_drop) or "(none)"
     return {"prompts_in": before.num_prompts, "prompts_kept": kept.num_prompts, "prompts_removed": removals.num_rows,
-            "removed_by_reason": {r["values"]: r["counts"] for r in reasons}}
+            "removed_by_source": by_source, "removed_by_text": removals.num_rows - by_source,
+            "removed_by_reason": by_reason,
+            "source_rule": (f"{by_source} prompts removed because their source is {names} (--drop-source), "
+                            f"{also_text} of which also match a benchmark text; {removals.num_rows - by_source} "
+                            "removed by text match (exact or n-gram). To keep the source's prompts, pass "
+                            "--drop-source none: text matches are still removed.")}
 
 
 def cluster_summary(before, kept, clusters: pa.Table) -> dict:
@@ -115,10 +138,16 @@ def write_extra(folder: Path, name: str, table: pa.Table) -> None:
     pq.write_table(table, folder / f"{name}.parquet")
 
 
-def finish(folder: Path, data: pa.Table, stats: dict, jsonl: bool) -> Path:
+def finish(folder: Path, data: pa.Table | None, stats: dict, jsonl: bool) -> Path:
+    """Write the data (None: data.parquet is written already), stats.json and report.html, then
+    swap the folder in."""
+    from notos.data.io import write_rows
     from notos.data.tables import write_table
 
-    write_table(data, folder, formats=("parquet", "jsonl") if jsonl else ("parquet",))
+    if data is not None:
+        write_table(data, folder, formats=("parquet", "jsonl") if jsonl else ("parquet",))
+    elif jsonl:
+        write_rows(str(folder / "data.jsonl"), pq.read_table(folder / "data.parquet"))
     (folder / "stats.json").write_text(json.dumps(stats, indent=2, default=str))
     build_report(folder)
     final = Path(json.loads((folder / "config.json").read_text())["out"])
@@ -139,6 +168,8 @@ def print_summary(command: str, stats: dict) -> None:
 
 
 # --- the report -------------------------------------------------------------------------------
+# Drawn from stats.json (its "report" part: counts the run kept, `notos.curate.tally`) and the
+# small files beside it; never from the input, which may be gone or gigabytes.
 
 def build_report(folder: Path) -> Path:
     folder = Path(folder)
@@ -147,76 +178,87 @@ def build_report(folder: Path) -> Path:
     config = json.loads((folder / "config.json").read_text())
     stats = json.loads((folder / "stats.json").read_text()) if (folder / "stats.json").exists() else {}
     command = config["command"]
-    sections = [f"<p>Input: <code>{config['input']}</code>; options: <code>{json.dumps(config['options'])}</code></p>",
-                page.table_html([{"figure": k, "value": v} for k, v in stats.items() if not isinstance(v, (dict, list))])]
-    sections += SECTIONS[command](folder, stats, config)
-    return page.write_report(folder, f"notos curate {command}", sections)
+    figures = [{"figure": k, "value": v} for k, v in stats.items() if not isinstance(v, (dict, list))]
+    parts = [f"<p>Input: <code>{config['input']}</code>; options: <code>{json.dumps(config['options'])}</code></p>",
+             page.table_html(figures) if figures else ""]
+    parts += SECTIONS[command](folder, stats)
+    return page.write_report(folder, f"notos curate {command}", parts)
 
 
-def _completions_of(config: dict):
-    """The input's completions, for the rating plots, when the input is still there."""
-    if not Path(config["input"]).exists():
-        return None
-    try:
-        return read_input(Path(config["input"]), config["options"].get("format", "auto"))
-    except NotosError:
-        return None
+def _head(folder: Path, name: str, rows: int = 20) -> list[dict]:
+    path = folder / f"{name}.parquet"
+    if not path.exists():
+        return []
+    table = pq.ParquetFile(path).iter_batches(batch_size=rows)
+    first = next(table, None)
+    return [] if first is None else first.to_pylist()
 
 
-def _audit_sections(folder, stats, config):
-    flags = pq.read_table(folder / "data.parquet")
-    completions = _completions_of(config)
-    flagged = {(p, i) for p, i in zip(flags.column("prompt_id").to_pylist(), flags.column("completion_index").to_pylist())} \
-        if "completion_index" in flags.column_names else set()
-    out = [page.counts_section("Flags", _counts(stats, "flag_counts", "counts", "by_flag"))]
-    if completions is not None:
-        out += [sections.critique_scatter_section(completions, flagged), sections.rating_section(completions)]
-    out.append("<h2>Worst cases first</h2>" + page.table_html(flags.slice(0, 30).to_pylist()))
-    return out
+def _audit_sections(summary: dict, report: dict) -> list[str]:
+    return [sections.flag_overview(summary), sections.heat_section(report), sections.rating_section(report),
+            *sections.flag_sections(summary, report.get("examples") or {})]
 
 
-def _counts(stats: dict, *keys) -> dict:
-    for key in keys:
-        if isinstance(stats.get(key), dict):
-            return stats[key]
-    return {}
+def _audit_command(folder, stats):
+    return _audit_sections(stats, stats.get("report") or {})
 
 
-def _removal_sections(name):
-    def sections(folder, stats, config):
-        table = pq.read_table(folder / f"{name}.parquet")
-        return [page.counts_section("Removed, by reason", stats.get("removed_by_reason", {})),
-                f"<h2>{name.capitalize()}</h2>" + page.table_html(table.slice(0, 50).to_pylist())]
-    return sections
+def _removal_command(name, title):
+    def draw(folder, stats):
+        return [sections.removal_section(title, stats, _head(folder, name))]
+    return draw
 
 
-def _binarize_sections(folder, stats, config):
-    pairs = pq.read_table(folder / "data.parquet")
-    completions = _completions_of(config)
-    out = [sections.length_bias_section(pairs)]
-    if completions is not None:
-        out.append(sections.rating_section(completions))
-    columns = [c for c in ("prompt_id", "source", "score_chosen", "score_rejected", "model_chosen", "model_rejected")
-               if c in pairs.column_names]
-    out.append("<h2>Pairs</h2>" + page.table_html(pairs.select(columns).slice(0, 30).to_pylist()))
-    return out
+def _binarize_command(folder, stats):
+    report = stats.get("report") or {}
+    return [sections.length_section(report, stats.get("strategy", "")), sections.rating_section(report),
+            "<h2>Pairs</h2>" + page.table_html(_pair_rows(folder / "data.parquet"))]
 
 
-def _compare_sections(folder, stats, config):
-    strategies = stats.get("strategies", {})
-    out = []
+def _pair_rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    columns = ["prompt_id", "source", "score_chosen", "score_rejected", "model_chosen", "model_rejected",
+               "index_chosen", "index_rejected"]
+    first = next(pq.ParquetFile(path).iter_batches(batch_size=20, columns=columns), None)
+    return [] if first is None else first.to_pylist()
+
+
+def _compare_sections(comparison: dict, report: dict) -> list[str]:
+    share = 100 * (comparison.get("chosen_differs") or 0)
+    out = [(f"<h2>How often the strategies disagree</h2><p>Of {comparison.get('n', 0)} prompts paired by both "
+            f"strategies, the chosen response differs for {comparison.get('n_chosen_differs', 0)} ({share:.1f}%).</p>")]
     for key in ("by_source", "by_model"):
-        rows = stats.get(key)
+        rows = comparison.get(key)
         if isinstance(rows, dict):
             rows = [{"group": k, **v} if isinstance(v, dict) else {"group": k, "value": v} for k, v in rows.items()]
         if rows:
-            out.append(f"<h2>Disagreement {key.replace('_', ' ')}</h2>" + page.table_html(rows))
-    for name in strategies.values():
-        path = folder / f"pairs_{name}.parquet"
-        if path.exists():
-            out.append(f"<h3>Strategy {name}</h3>" + sections.length_bias_section(pq.read_table(path)))
+            out.append(f"<h3>Disagreement {key.replace('_', ' ')}</h3>" + page.table_html(rows))
+    for name in (comparison.get("strategies") or {}).values():
+        out.append(sections.length_section(report, name))
     return out
 
 
-SECTIONS = {"audit": _audit_sections, "decontaminate": _removal_sections("removals"),
-            "dedup": _removal_sections("clusters"), "binarize": _binarize_sections, "compare": _compare_sections}
+def _compare_command(folder, stats):
+    return _compare_sections(stats, stats.get("report") or {})
+
+
+def _all_command(folder, stats):
+    """Findings first (what a person reads the page for), then what was removed."""
+    report = stats.get("report") or {}
+    out = []
+    if stats.get("audit"):
+        out += _audit_sections(stats["audit"], report)
+    if stats.get("compare"):
+        out += _compare_sections(stats["compare"], report)
+    elif stats.get("binarize"):
+        out += [sections.length_section(report, name) for name in stats["binarize"]]
+    for name, title in (("removals", "Decontamination"), ("clusters", "Duplicates")):
+        if stats.get(name):
+            out.append(sections.removal_section(title, stats[name], _head(folder, name, rows=10)))
+    return out
+
+
+SECTIONS = {"audit": _audit_command, "decontaminate": _removal_command("removals", "Decontamination"),
+            "dedup": _removal_command("clusters", "Duplicates"), "binarize": _binarize_command,
+            "compare": _compare_command, "all": _all_command}

@@ -68,7 +68,7 @@ def decontaminate_rows(rows, *, benchmark, ngram, threshold, drop_sources, forma
     return _kept_rows(rows, raw, kept)
 
 
-def dedup(threshold: float = 0.8, ngram: int = 5, num_perm: int = 128, seed: int = 1, format: str = "auto", *,
+def dedup(threshold: float = 0.6, ngram: int = 2, num_perm: int = 128, seed: int = 1, format: str = "auto", *,
           name: str = "dedup", **settings):
     options = {"threshold": threshold, "ngram": ngram, "num_perm": num_perm, "seed": seed, "format": format}
     return _global(name, dedup_rows, options, "dedup", **settings)
@@ -97,21 +97,22 @@ def _log_removed(step: str, total: int, reasons: list[str]) -> None:
 AUDIT_COLUMNS = ("audit_flags", "audit_reasons", "audit_severity")
 
 
-def audit(max_gap: float = 0.5, rationale_check: str = "lexicon", format: str = "auto", *, name: str = "audit",
-          **settings):
-    options = {"max_gap": max_gap, "rationale_check": rationale_check, "format": format}
+def audit(max_gap: float = 0.5, rationale_check: str = "lexicon", format: str = "auto", critique_rule: str = "gap", *,
+          name: str = "audit", **settings):
+    options = {"max_gap": max_gap, "rationale_check": rationale_check, "format": format, "critique_rule": critique_rule}
     return _global(name, audit_rows, options, "audit", outputs=AUDIT_COLUMNS,
                    columns_after=lambda before: list(before) + [c for c in AUDIT_COLUMNS if c not in before], **settings)
 
 
-def audit_rows(rows, *, max_gap, rationale_check, format):
+def audit_rows(rows, *, max_gap, rationale_check, format, critique_rule="gap"):
     from notos.curate.audit import audit as run
     from notos.data.records import prompt_ids
 
     if not rows:
         return rows
     raw, completions = _completions(rows, format)
-    flags, _ = run(completions, max_gap=max_gap, rationale_check=rationale_check, all_rows=True)
+    flags, _ = run(completions, max_gap=max_gap, rationale_check=rationale_check, critique_rule=critique_rule,
+                   all_rows=True)
     per_prompt: dict[str, dict] = {}
     for finding in flags.to_pylist():
         entry = per_prompt.setdefault(finding["prompt_id"], {})
@@ -144,7 +145,8 @@ def binarize(strategy: str = "mean", min_margin: float = 0.0, seed: int = 0, for
 
 
 def binarize_rows(rows, *, strategy, min_margin, seed, format):
-    from notos.curate.binarize import binarize as run, binarize_stats
+    from notos.curate.binarize import binarize as run
+    from notos.curate.binarize import binarize_stats
 
     if not rows:
         return rows
