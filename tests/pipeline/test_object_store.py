@@ -21,25 +21,7 @@ pytest.importorskip("moto")
 boto3 = pytest.importorskip("boto3")
 pafs = pytest.importorskip("pyarrow.fs")
 
-STEPS = '''
-import time
-from notos.pipeline import global_step, step
-
-@step(inputs={"instruction": "str"}, outputs=["slow"], batch=True)
-def slow(rows):
-    time.sleep(0.05)  # stands in for an LLM call: slow enough to be killed mid-run
-    return [{**r, "slow": r["instruction"].upper()} for r in rows]
-
-@step(inputs=["slow"], outputs=["answer", "model"])
-def answer(row, model="m"):
-    if row["instruction"].endswith("7"):
-        raise ValueError("sevens fail")
-    return {"answer": model + ":" + row["slow"], "model": model}
-
-@global_step(inputs=["answers"], outputs=["rank"])
-def rank(rows):
-    return [{**r, "rank": i} for i, r in enumerate(sorted(rows, key=lambda r: r["instruction"]))]
-'''
+from test_resume_kill import STEPS_MODULE as STEPS  # noqa: E402 - the same steps as the local kill test
 
 PIPELINE = """
 name: resume

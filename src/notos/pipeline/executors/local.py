@@ -102,12 +102,20 @@ class _LoopRun:
             await self.send(step, await source_batch(self.state, step, index, rows, sig))
             index += 1
 
+    def in_flight(self, step: Step) -> int:
+        """Batches of this step in flight at once (a cluster executor may allow more)."""
+        return step.concurrency
+
+    async def compute(self, step: Step, inputs: list[Batch]) -> Batch:
+        """One batch of a map step, here (a cluster executor sends it to its workers)."""
+        return await step_batch(self.state, step, inputs)
+
     async def drive_map(self, step: Step) -> None:
-        gate = asyncio.Semaphore(step.concurrency)  # batches of this step in flight at once
+        gate = asyncio.Semaphore(self.in_flight(step))
 
         async def one(inputs: list[Batch]) -> None:
             try:
-                await self.send(step, await step_batch(self.state, step, inputs))
+                await self.send(step, await self.compute(step, inputs))
             finally:
                 gate.release()
 

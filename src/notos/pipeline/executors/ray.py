@@ -155,22 +155,12 @@ class _RayLoopRun(_LoopRun):
         super().__init__(state, queue_batches)
         self.pools = pools
 
-    async def drive_map(self, step: Step) -> None:
+    def in_flight(self, step: Step) -> int:
         pool = self.pools.get(step.name)
-        gate = asyncio.Semaphore(pool.in_flight(step) if pool else step.concurrency)
+        return pool.in_flight(step) if pool else step.concurrency
 
-        async def one(inputs: list[Batch]) -> None:
-            try:
-                await self.send(step, await self.run_batch(step, inputs, pool))
-            finally:
-                gate.release()
-
-        async with asyncio.TaskGroup() as group:
-            async for inputs in self.inputs(step):
-                await gate.acquire()
-                group.create_task(one(inputs))
-
-    async def run_batch(self, step: Step, inputs: list[Batch], pool) -> Batch:
+    async def compute(self, step: Step, inputs: list[Batch]) -> Batch:
+        pool = self.pools.get(step.name)
         first = inputs[0]
         if pool is None or first.actions[step.name] not in (COMPUTE, RETRY):
             return await step_batch(self.state, step, inputs)  # skip, load, route, columns: on the driver
