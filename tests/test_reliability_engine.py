@@ -268,3 +268,14 @@ def test_a_row_failed_at_commit_is_counted_in_the_stats(tmp_path):
     rows = load_run(tmp_path / "r")["echo"].to_list()
     assert sum(1 for r in rows if r["_error"]) == 1
     assert result.stats["echo"]["rows_failed"] == 1
+
+
+def test_an_empty_leaf_keeps_its_columns(tmp_path):
+    from notos.pipeline import filter_rows
+
+    data = [{"instruction": "short"}, {"instruction": "tiny"}]
+    pipeline = from_rows(rows=data) >> untyped(name="echo") >> filter_rows("echo", "==", "never", name="none")
+    result = run(pipeline, tmp_path / "r", progress=False)
+    assert result.rows["none"] == 0
+    table = load_run(tmp_path / "r")["none"]
+    assert len(table) == 0 and {"row_id", "instruction", "echo"} <= set(table.column_names)

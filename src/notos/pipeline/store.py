@@ -240,7 +240,7 @@ class RunStore:
         self.files.write_bytes(f"{folder}/_complete.json", json.dumps({"parts": parts, "failed": failed}).encode())
 
     # -- results ------------------------------------------------------------------------
-    def materialize(self, leaf: str, fingerprint: str, parts: list[tuple[int, str]]) -> int:
+    def materialize(self, leaf: str, fingerprint: str, parts: list[tuple[int, str]], columns: dict | None = None) -> int:
         """Swap data/LEAF for the parts of this run, in batch order (hard links, no copies)."""
         if self.files.remote:
             return publish_leaf(self.files, leaf, fingerprint, [self._part(leaf, fingerprint, i, s, "parquet")
@@ -250,14 +250,14 @@ class RunStore:
         shutil.rmtree(new, ignore_errors=True)
         new.mkdir()
         try:
-            rows = self._fill(new, leaf, fingerprint, parts)
+            rows = self._fill(new, leaf, fingerprint, parts, columns)
         except BaseException:
             shutil.rmtree(new, ignore_errors=True)  # never leave a half-made .LEAF.new behind
             raise
         replace_folder(new, data / leaf, fsync_files=False)  # hard links to parts fsynced at commit
         return rows
 
-    def _fill(self, new: Path, leaf: str, fingerprint: str, parts: list[tuple[int, str]]) -> int:
+    def _fill(self, new: Path, leaf: str, fingerprint: str, parts: list[tuple[int, str]], columns: dict | None = None) -> int:
         rows = 0
         for n, (index, sig) in enumerate(sorted(parts)):
             src = self.files.path(self._part(leaf, fingerprint, index, sig, "parquet"))
@@ -269,6 +269,9 @@ class RunStore:
             except OSError:
                 shutil.copy2(src, dst)
             rows += pq.ParquetFile(dst).metadata.num_rows
+        if not any(new.glob("part-*.parquet")) and columns:
+            # Every row was filtered out: the leaf keeps its columns (typed as declared) all the same.
+            pq.write_table(empty_table(columns), new / "part-000000.parquet")
         unify_part_schemas(sorted(new.glob("part-*.parquet")))
         (new / "_notos.json").write_text(json.dumps({"step": leaf, "fingerprint": fingerprint, "rows": rows}))
         return rows
@@ -303,3 +306,12 @@ def process_start(pid: int) -> str | None:
 
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+DECLARED_TYPES = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+
+
+def empty_table(columns: dict[str, str]) -> pa.Table:
+    """No rows, the leaf's columns: declared types where a step declared one, null elsewhere."""
+    names = {"row_id": "str", **columns, "_error": "str"}
+    return pa.table({n: pa.array([], DECLARED_TYPES.get(str(t).rstrip("?"), pa.null())) for n, t in names.items()})

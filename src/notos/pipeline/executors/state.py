@@ -38,7 +38,7 @@ class RunState:
     def __init__(self, pipeline: Pipeline, out_dir, *, limit: int | None = None, config_yaml: str = "",
                  retry_failed: bool = False, retry_unparsed: bool = False, max_workers: int | None = None):
         configure_arrow()
-        pipeline.validate()
+        self.columns = pipeline.validate()  # each step's columns: an empty leaf still has them
         data_ids = None
         if any(s.kind == "global" for s in pipeline.steps):
             data_ids = {s.name: data_identity(s, pipeline.batch_size, limit) for s in pipeline.sources}
@@ -94,7 +94,8 @@ class RunState:
     def complete(self) -> RunResult:
         """Every batch went through: swap in each leaf's data, and record the run as complete."""
         try:
-            rows = {leaf.name: self.store.materialize(leaf.name, self.fps[leaf.name], self.leaf_parts[leaf.name])
+            rows = {leaf.name: self.store.materialize(leaf.name, self.fps[leaf.name], self.leaf_parts[leaf.name],
+                                                      columns=self.columns.get(leaf.name))
                     for leaf in self.pipeline.leaves}
         except BaseException as exc:  # the manifest must not stay "running"; the cache stays for a rerun
             self.fail(exc)
