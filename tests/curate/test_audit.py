@@ -100,7 +100,8 @@ def test_na_aspects_leave_the_mean_and_only_inform():
     assert every[("n", 0)]["flags"] == ["na_rating"] * 4 and every[("n", 0)]["severity"] == 0
     assert every[("n", 1)]["aspect_mean"] == 5 and every[("n", 1)]["severity"] == 0
     assert summary["flag_counts"] == {"critique_disagrees": 1, "rating_contradicts_rationale": 0,
-                                      "missing_rating": 0, "duplicate_response": 0, "na_rating": 3}
+                                      "missing_rating": 0, "missing_critique_score": 0, "duplicate_response": 0,
+                                      "na_rating": 3}
     assert summary["na_by_aspect"] == {"instruction_following": 1, "honesty": 3, "truthfulness": 1, "helpfulness": 1}
     assert summary["flagged"] == 1
 
@@ -224,10 +225,12 @@ def test_worst_first_and_summary_counts():
     assert summary["completions"] == 5 and summary["prompts"] == 3
     assert summary["flagged"] == 4 and summary["share_flagged"] == 0.8
     assert summary["flag_counts"] == {"critique_disagrees": 2, "rating_contradicts_rationale": 1,
-                                      "missing_rating": 2, "duplicate_response": 0, "na_rating": 0}
+                                      "missing_rating": 2, "missing_critique_score": 0, "duplicate_response": 0,
+                                      "na_rating": 0}
     assert summary["by_model"]["m-a"] == {"completions": 2, "flagged": 2, "share_flagged": 1.0,
                                           "critique_disagrees": 2, "rating_contradicts_rationale": 0,
-                                          "missing_rating": 0, "duplicate_response": 0, "na_rating": 0}
+                                          "missing_rating": 0, "missing_critique_score": 0, "duplicate_response": 0,
+                                          "na_rating": 0}
     assert summary["by_model"]["model-1"]["completions"] == 2 and summary["by_model"]["model-1"]["flagged"] == 2
     assert summary["by_model"]["model-0"]["flagged"] == 0
     assert summary["by_source"]["s2"]["flagged"] == 2 and summary["by_source"]["src"]["completions"] == 3
@@ -337,3 +340,19 @@ def test_generated_data_audits_as_planted(tmp_path):
     assert {f for f in found if f[2] == "rating_contradicts_rationale"} == contradictions
     assert {f for f in found if f[2] == "duplicate_response"} == duplicates
     assert summary["completions"] == 1600
+
+
+def test_a_critique_without_a_readable_score_is_flagged():
+    import pyarrow as pa
+
+    from notos.curate.audit import MISSING_CRITIQUE_SCORE, audit
+    from notos.data.completions import Completions, schema_for
+
+    rows = [{"prompt_id": "p", "prompt": "q", "source": None, "completion_index": i, "model": "m", "response": f"r{i}",
+             "overall_score": score, "critique": critique, "rating_helpfulness": 4.0, "na_helpfulness": False,
+             "rationale_helpfulness": None}
+            for i, (score, critique) in enumerate([(8.0, "Good."), (None, "Feedback: hard to say."), (None, None)])]
+    flags, summary = audit(Completions(pa.Table.from_pylist(rows, schema=schema_for(["helpfulness"])), ["helpfulness"]))
+    flagged = {r["completion_index"]: r["flags"] for r in flags.to_pylist()}
+    assert flagged == {1: [MISSING_CRITIQUE_SCORE]}  # no critique at all (2) is no critique to read
+    assert summary["flag_counts"][MISSING_CRITIQUE_SCORE] == 1

@@ -16,6 +16,8 @@ audit flags, per completion, each with a reason a human can read:
                                   or <= low_rating whose rationale reads positive (the lexicon in
                                   notos.curate.lexicon; rationale_check="none" skips it)
     missing_rating                an aspect with no rating that is not N/A
+    missing_critique_score        a critique whose overall score could not be read (the critic
+                                  wrote feedback but no readable `Overall score`)
     duplicate_response            the same response as another completion of the same prompt,
                                   up to letter case and surrounding whitespace
     na_rating                     an aspect the judge marked N/A (informational: no severity)
@@ -51,9 +53,11 @@ from notos.errors import DataError, NotosError
 CRITIQUE_DISAGREES = "critique_disagrees"
 CONTRADICTS_RATIONALE = "rating_contradicts_rationale"
 MISSING_RATING = "missing_rating"
+MISSING_CRITIQUE_SCORE = "missing_critique_score"
 DUPLICATE_RESPONSE = "duplicate_response"
 NA_RATING = "na_rating"
-FLAGS = (CRITIQUE_DISAGREES, CONTRADICTS_RATIONALE, MISSING_RATING, DUPLICATE_RESPONSE, NA_RATING)
+FLAGS = (CRITIQUE_DISAGREES, CONTRADICTS_RATIONALE, MISSING_RATING, MISSING_CRITIQUE_SCORE, DUPLICATE_RESPONSE,
+         NA_RATING)
 INFORMATIONAL = (NA_RATING,)
 FLAG_WEIGHTS = {CRITIQUE_DISAGREES: 3.0}  # severity per finding; the others weigh 1 (see the docstring)
 CRITIQUE_RULES = ("gap", "classic", "none")
@@ -88,6 +92,9 @@ def audit(c: Completions, *, critique_rule: str = "gap", max_gap: float = 0.5, h
     missing = np.isnan(ratings) & ~na
     findings += [(np.flatnonzero(missing[:, a]), MISSING_RATING, f"{aspect}: no rating", aspect)
                  for a, aspect in enumerate(c.aspects)]
+    critiqued = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(table.column("critique"))), 0), False)
+    unscored = np.asarray(critiqued.to_numpy(zero_copy_only=False), bool) & np.isnan(overall)
+    findings.append((np.flatnonzero(unscored), MISSING_CRITIQUE_SCORE, "critique without a readable overall score", None))
     findings.append(_duplicates(table))
     findings += [(np.flatnonzero(na[:, a]), NA_RATING, f"{aspect}: rated N/A", aspect)
                  for a, aspect in enumerate(c.aspects)]

@@ -19,11 +19,13 @@ import numpy as np
 from notos.report.html import table_html
 
 FLAG_COLOURS = {"critique_disagrees": "#c0392b", "rating_contradicts_rationale": "#8e44ad",
-                "missing_rating": "#d68910", "duplicate_response": "#1f77b4", "na_rating": "#7f8c8d"}
+                "missing_rating": "#d68910", "missing_critique_score": "#b9770e", "duplicate_response": "#1f77b4",
+                "na_rating": "#7f8c8d"}
 FLAG_TITLES = {
     "critique_disagrees": "Critique score contradicts the aspect ratings",
     "rating_contradicts_rationale": "Rating contradicts its own rationale",
     "missing_rating": "Aspect without a rating",
+    "missing_critique_score": "Critique without a readable score",
     "duplicate_response": "Same response twice for one prompt",
     "na_rating": "Aspect rated N/A",
 }
