@@ -194,3 +194,22 @@ def test_edits_force_the_chosen_response(cli, tmp_path):
     assert pair["index_chosen"] == 3
     stats = json.loads((out / "stats.json").read_text())
     assert stats["edits_applied"]["chosen"] == 1 and stats["forced_prompts"] == 1
+
+
+def test_compare_before_and_after_a_review(cli, tmp_path):
+    pytest.importorskip("notos.data.edits")
+    path, _, _ = dataset(tmp_path)
+    edits = tmp_path / "edits.jsonl"
+    entry = {"prompt_id": "0", "completion_index": 3, "field": "chosen", "old": None, "new": 3,
+             "time": "2026-01-01T00:00:00.000+00:00", "note": None, "origin": "review"}
+    edits.write_text(json.dumps(entry) + "\n")
+    out = tmp_path / "cmp"
+    done = cli("curate", "compare", path, "--out", out, "--edits", edits)
+    assert done.returncode == 0, done.stderr
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["edits_applied"]["chosen"] == 1
+    before = {p["prompt_id"]: p["index_chosen"] for p in pq.read_table(out / "pairs_before.parquet").to_pylist()}
+    after = {p["prompt_id"]: p["index_chosen"] for p in pq.read_table(out / "pairs_after.parquet").to_pylist()}
+    assert after["0"] == 3 and {k: v for k, v in after.items() if k != "0"} == {k: v for k, v in before.items() if k != "0"}
+    changed = 1 if before["0"] != 3 else 0
+    assert stats["n_chosen_differs"] == changed and stats["prompts_both"] == len(before)

@@ -219,11 +219,15 @@ def compare(
     a: str = typer.Option("overall", "--a", help="First strategy (default: the critique score, as Zephyr's data)."),
     b: str = typer.Option("mean", "--b", help="Second strategy (default: the mean of aspect ratings, as Notus)."),
     seed: int = typer.Option(0, "--seed"),
+    edits: Path = typer.Option(None, "--edits", help="A review file of edits (notos review): compare --b's pairs before and after the person's edits instead of two strategies."),
 ):
-    """How often two binarization strategies pick a different chosen / rejected response."""
+    """How often two binarization strategies pick a different chosen / rejected response (or one
+    strategy before and after a person's edits, with --edits)."""
     from notos.curate.binarize import STRATEGIES
     from notos.curate.onepass import Plan, Strategy
 
+    if edits is not None:
+        return _compare_edits(input, out, format, jsonl, b, seed, edits)
     if a == b:
         raise NotosError(f"--a and --b are both '{a}': compare two different strategies")
     for name, value in (("--a", a), ("--b", b)):
@@ -233,6 +237,29 @@ def compare(
     with outputs.writing(out, "compare", input, {"format": format, "a": a, "b": b, "seed": seed}) as folder:
         result = _run(input, format, plan, folder)
         comparison = {**result.compare, "strategies": {"a": a, "b": b}}
+        outputs.finish(folder, outputs.examples_table(comparison), _with_report(comparison, result), jsonl)
+    outputs.print_summary("compare", comparison)
+
+
+def _compare_edits(input: Path, out: Path, format: str, jsonl: bool, strategy: str, seed: int, edits: Path) -> None:
+    """One strategy's pairs without, then with, a review's edits: what the person changed."""
+    import pyarrow.parquet as pq
+
+    from notos.curate.binarize import STRATEGIES
+    from notos.curate.compare import compare as compare_pairs
+    from notos.curate.onepass import Plan, Strategy
+
+    if strategy not in STRATEGIES:
+        raise NotosError(f"--b {strategy}: choose from {', '.join(STRATEGIES)}")
+    if not Path(edits).exists():
+        raise NotosError(f"--edits {edits}: no such file or folder")
+    config = {"format": format, "a": f"{strategy} before edits", "b": f"{strategy} after edits", "seed": seed,
+              "edits": str(edits)}
+    with outputs.writing(out, "compare", input, config) as folder:
+        _run(input, format, Plan(strategies=[Strategy(strategy, "pairs_before", 0.0, seed)]), folder)
+        result = _run(input, format, Plan(strategies=[Strategy(strategy, "pairs_after", 0.0, seed)], edits=edits), folder)
+        comparison = compare_pairs(pq.read_table(folder / "pairs_before.parquet"), pq.read_table(folder / "pairs_after.parquet"))
+        comparison["strategies"] = {"a": config["a"], "b": config["b"]}
         outputs.finish(folder, outputs.examples_table(comparison), _with_report(comparison, result), jsonl)
     outputs.print_summary("compare", comparison)
 
