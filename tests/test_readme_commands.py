@@ -9,6 +9,7 @@ here from the package's data, the shared data and the curation bench's generator
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -93,6 +94,15 @@ def check_review(argv: list[str], folder: Path, env: dict) -> None:
         assert url, "notos review printed no URL with its token"
         with urllib.request.urlopen(url, timeout=30) as page:
             assert page.status == 200 and b"notos review" in page.read()
+        # The person at the page: mark the second completion of the first record chosen.
+        base, token = url.split("/?token=")
+        with urllib.request.urlopen(f"{base}/api/records?token={token}&sort=chosen&desc=1", timeout=30) as listing:
+            first = json.loads(listing.read())["rows"][0]["prompt_id"]
+        body = json.dumps({"prompt_id": first, "completion_index": 1, "field": "chosen", "new": 1}).encode()
+        request = urllib.request.Request(f"{base}/api/edit?token={token}", data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert answer.status == 200
     finally:
         process.terminate()
         process.wait(timeout=30)
