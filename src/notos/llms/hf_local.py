@@ -10,10 +10,11 @@ through that queue too: the rows of every step that shares this instance decode 
 (`decode.py`), each with its own temperature, seed and stop strings.
 
 Speed defaults, measured in bench/embedded_tokens_per_s.py (bench/README.md): on a CPU with
-native bfloat16 (avx512_bf16 / AMX), `dtype: auto` samples (temperature > 0) in bfloat16
-(1.5-2x the float32 rate) and keeps float32 for greedy decoding and log-prob scoring, whose
-exact values are compared and reproduced; a GGUF file's dequantized weights are cached on disk
-(`weights_cache.py`).
+native bfloat16 (avx512_bf16 / AMX), `dtype: auto-bf16` samples (temperature > 0) in bfloat16
+(1.5-2x the float32 rate) and keeps float32 for greedy decoding and log-prob scoring. It is not
+the default `auto` (float32 on CPU): a bfloat16 sample can change with the rows batched beside
+it, so a rerun would not make the same rows. A GGUF file's dequantized weights are cached on
+disk (`weights_cache.py`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from notos.llms.types import (
     per_conversation,
 )
 
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+DTYPES = ("auto", "auto-bf16", "float32", "bfloat16", "float16")
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -183,15 +184,17 @@ class TransformersLLM:
 
     def _torch_dtype(self, torch, device):
         """The dtype the weights load in (and log-prob scoring runs in)."""
-        if self.dtype != "auto":
+        if self.dtype not in ("auto", "auto-bf16"):
             return getattr(torch, self.dtype)
         if device == "cpu" or self.gguf_file:
             return torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
     def _generation_dtype(self, torch, device, dtype):
-        """dtype auto on a CPU with native bfloat16: generate in bfloat16 (1.5-2x faster here)."""
-        if self.dtype == "auto" and device == "cpu" and dtype == torch.float32 and _cpu_has_bf16(torch):
+        """`dtype: auto-bf16` on a CPU with native bfloat16: sample in bfloat16 (1.5-2x faster
+        here). Not the default: in bfloat16 a sampled row can change with the rows batched beside
+        it, and the rows beside it depend on timing, so a rerun would not make the same rows."""
+        if self.dtype == "auto-bf16" and device == "cpu" and dtype == torch.float32 and _cpu_has_bf16(torch):
             return torch.bfloat16
         return dtype
 
