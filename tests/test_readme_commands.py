@@ -109,6 +109,7 @@ def check_review(argv: list[str], folder: Path, env: dict) -> None:
 
 
 @pytest.mark.slow  # runs the embedded model, trains, starts Ray
+@pytest.mark.timeout(1800)  # a block is several commands: the evaluation block generates on the CPU
 @pytest.mark.parametrize("index", range(len(BLOCKS)), ids=[f"block{i:02d}-{b[0]}" for i, b in enumerate(BLOCKS)])
 def test_readme_block_runs(scratch, index):
     folder, server = scratch
