@@ -180,13 +180,19 @@ def test_report_shows_text_one_section_per_flag_and_informational_apart(cli, tmp
     assert "[&quot;" not in html  # no escaped JSON lists
 
 
-def test_edits_force_the_chosen_response(cli, tmp_path):
+def chosen_edit(tmp_path) -> Path:
+    """A review's edits log that marks completion 3 of prompt 0 chosen."""
     pytest.importorskip("notos.data.edits")
-    path, _, _ = dataset(tmp_path)
     edits = tmp_path / "edits.jsonl"
     entry = {"prompt_id": "0", "completion_index": 3, "field": "chosen", "old": None, "new": 3,
              "time": "2026-01-01T00:00:00.000+00:00", "note": None, "origin": "review"}
     edits.write_text(json.dumps(entry) + "\n")
+    return edits
+
+
+def test_edits_force_the_chosen_response(cli, tmp_path):
+    path, _, _ = dataset(tmp_path)
+    edits = chosen_edit(tmp_path)
     out = tmp_path / "pairs"
     done = cli("curate", "binarize", path, "--out", out, "--edits", edits)
     assert done.returncode == 0, done.stderr
@@ -197,12 +203,8 @@ def test_edits_force_the_chosen_response(cli, tmp_path):
 
 
 def test_compare_before_and_after_a_review(cli, tmp_path):
-    pytest.importorskip("notos.data.edits")
     path, _, _ = dataset(tmp_path)
-    edits = tmp_path / "edits.jsonl"
-    entry = {"prompt_id": "0", "completion_index": 3, "field": "chosen", "old": None, "new": 3,
-             "time": "2026-01-01T00:00:00.000+00:00", "note": None, "origin": "review"}
-    edits.write_text(json.dumps(entry) + "\n")
+    edits = chosen_edit(tmp_path)
     out = tmp_path / "cmp"
     done = cli("curate", "compare", path, "--out", out, "--edits", edits)
     assert done.returncode == 0, done.stderr
