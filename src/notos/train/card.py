@@ -39,7 +39,7 @@ def base_model_id(model: str) -> str:
     folder = Path(model)
     if folder.is_dir():
         for run in (folder, folder.parent):  # a training output, or its model/ or merged/
-            recorded = _yaml(run / "config.yaml").get("base_model")
+            recorded = yaml_mapping(run / "config.yaml").get("base_model")
             if recorded and (run / RUN_MARKER).exists():
                 return str(recorded)
         return folder.resolve().name
@@ -157,7 +157,8 @@ def _json(path: Path) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _yaml(path: Path) -> dict:
+def yaml_mapping(path: Path) -> dict:
+    """A YAML file's mapping, or {} where it is missing, unreadable or not a mapping."""
     try:
         value = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, yaml.YAMLError):

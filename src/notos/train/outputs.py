@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from notos.errors import NotosError
+from notos.train.card import base_model_id, yaml_mapping
 from notos.train.config import Common
 from notos.train.models import RUN_MARKER
 
@@ -50,25 +51,15 @@ def is_train_output(folder: Path) -> bool:
     model, written first), or a staged run (recipe.yaml with its stages, written first)."""
     if (folder / RUN_MARKER).is_file():
         return True
-    config = _yaml_mapping(folder / "config.yaml")
+    config = yaml_mapping(folder / "config.yaml")
     if "kind" in config and "resolved_model" in config:
         return True
-    return "stages" in _yaml_mapping(folder / "recipe.yaml")
-
-
-def _yaml_mapping(path: Path) -> dict:
-    try:
-        value = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError):
-        return {}
-    return value if isinstance(value, dict) else {}
+    return "stages" in yaml_mapping(folder / "recipe.yaml")
 
 
 def start(out: Path, recipe: Common, model_path: str) -> str | None:
     """Write config.yaml; return the checkpoint to resume from, if any."""
     out.mkdir(parents=True, exist_ok=True)
-    from notos.train.card import base_model_id
-
     config = {**asdict(recipe), "resolved_model": model_path, "base_model": base_model_id(recipe.model)}
     if os.environ.get("RANK", "0") == "0":  # one writer under `accelerate launch`
         (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
