@@ -17,6 +17,8 @@ import hashlib
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from notos.llms import q4_decode
+from notos.llms.row_attention import NAME as ROW_ATTENTION
 from notos.llms.types import GenerationParams
 
 
@@ -104,8 +106,15 @@ class Batch:
         return len(self.rows)
 
     def admit(self, rows: list[Row]) -> list[tuple[Row, object]]:
-        """Prefill `rows` in one left-padded pass and join them to the batch. Returns each
-        new row with the logits of its first token."""
+        """Prefill `rows` and join them to the batch. Returns each new row with the logits of
+        its first token. With row attention (row_attention.py) each row is prefilled on its own,
+        so that its keys do not depend on the rows that arrived with it; otherwise in one
+        left-padded pass."""
+        if getattr(self.model.config, "_attn_implementation", None) == ROW_ATTENTION:
+            return [pair for row in rows for pair in self._admit_padded([row])]
+        return self._admit_padded(rows)
+
+    def _admit_padded(self, rows: list[Row]) -> list[tuple[Row, object]]:
         import torch
 
         width = max(len(r.prompt) for r in rows)
@@ -129,8 +138,9 @@ class Batch:
         device = self.model.device
         self.mask = torch.cat([self.mask, torch.ones((len(self.rows), 1), dtype=self.mask.dtype, device=device)], dim=1)
         positions = (self.mask.sum(-1, keepdim=True) - 1)
-        out = self.model(input_ids=torch.tensor(tokens, device=device)[:, None], attention_mask=self.mask,
-                         position_ids=positions, use_cache=True, **{self.cache_name: self.cache})
+        with q4_decode.decoding():
+            out = self.model(input_ids=torch.tensor(tokens, device=device)[:, None], attention_mask=self.mask,
+                             position_ids=positions, use_cache=True, **{self.cache_name: self.cache})
         self.cache = getattr(out, self.cache_name)
         return out.logits[:, -1].float()
 

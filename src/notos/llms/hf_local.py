@@ -31,7 +31,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from notos.errors import NotosError
-from notos.llms import weights_cache
+from notos.llms import q4_decode, row_attention, weights_cache
 from notos.llms.chat_templates import resolve_template
 from notos.llms.decode import Row
 from notos.llms.embedded import EMBEDDED_NAME, embedded_gguf
@@ -129,6 +129,8 @@ class TransformersLLM:
         shown = _dtype_name(dtype)
         if generation_dtype != dtype:
             shown = f"{_dtype_name(generation_dtype)} sampling, {shown} greedy and scoring"
+        if self._decodes_in_q4(torch, device, dtype):
+            shown += ", decoding with the file's 4-bit weights"
         print(f"notos: loading {self.model_name} (transformers, {device}, {shown}, {self.threads} threads)", file=sys.stderr, flush=True)
         try:
             model, tokenizer = self._read_weights(dtype)
@@ -148,6 +150,9 @@ class TransformersLLM:
             tokenizer.pad_token = tokenizer.eos_token
         model = model.to(device).eval()
         generation = model if generation_dtype == dtype else weights_cache.twin(model, generation_dtype, self._cache_folder)
+        if self._decodes_in_q4(torch, device, dtype) and q4_decode.use_q4_decoding(model):
+            # bfloat16 inputs magnify last-bit differences: keep each row's decoding independent of its batch
+            row_attention.use_row_attention(model)
         self.model, self.generation_model, self.tokenizer, self.device = model, generation, tokenizer, device
         self.context = getattr(model.config, "max_position_embeddings", None)
         # transformers 5.2x renamed the KV cache `past_key_values` -> `cache` (the old name warns).
@@ -189,6 +194,11 @@ class TransformersLLM:
         if device == "cpu" or self.gguf_file:
             return torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+    def _decodes_in_q4(self, torch, device, dtype) -> bool:
+        """`dtype: auto` on a CPU with native bfloat16 decodes a GGUF model's Q4_1 layers with
+        their own 4-bit weights (q4_decode.py); `dtype: float32` keeps float32 throughout."""
+        return self.dtype == "auto" and device == "cpu" and bool(self.gguf_file) and dtype == torch.float32 and q4_decode.available(torch)
 
     def _generation_dtype(self, torch, device, dtype):
         """`dtype: auto-bf16` on a CPU with native bfloat16: sample in bfloat16 (1.5-2x faster

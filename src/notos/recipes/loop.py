@@ -274,9 +274,13 @@ def trained_model_spec(folder: Path) -> str:
     return f"transformers:{resolve_model(str(folder))}"
 
 
-def start_model_spec(model: str) -> str:
-    """The LLM spec of the model a recipe starts from."""
-    return "embedded" if model == "embedded" else f"transformers:{model}"
+def start_model_spec(model: str) -> str | dict:
+    """The LLM spec of the model a recipe starts from. A GGUF model (the embedded one) decodes in
+    float32 like the trained model it is compared with; with its 4-bit decoding the comparison
+    would measure the quantization as well as the training."""
+    if model == "embedded" or str(model).endswith(".gguf"):
+        return {"backend": "transformers", "model": model, "dtype": "float32"}
+    return f"transformers:{model}"
 
 
 # --- answering and judging ------------------------------------------------------------------------------
@@ -298,7 +302,7 @@ def benchmark_instructions(path: Path, limit: int, target: Path) -> Path:
     return target
 
 
-def answer(spec: str, name: str, instructions: Path, folder: Path, max_new_tokens: int, progress: bool) -> Path:
+def answer(spec: str | dict, name: str, instructions: Path, folder: Path, max_new_tokens: int, progress: bool) -> Path:
     """A model's answers to the instructions (a resumable run in `folder`), written as an
     AlpacaEval outputs file `folder/outputs.json` (instruction, output, generator)."""
     from notos.data.alpaca_eval import read_instructions

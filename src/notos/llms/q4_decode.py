@@ -1,0 +1,113 @@
+"""Decode a Q4_1 GGUF model with its own 4-bit weights, as llama.cpp does.
+
+One decoding step reads every weight once for one token per row, so on a CPU it is bound by
+memory bandwidth: the float32 weights that transformers dequantizes a GGUF file to are 8x the
+bytes of the file's 4-bit blocks. The embedded SmolLM2 file is Q4_1: each block of 32 weights is
+`d * q + m` with q in 0..15. Those values are recovered exactly from the dequantized float32
+weights (the block's smallest weight has q = 0, its largest q = 15) and packed for torch's int4
+CPU kernel, whose `(q - 8) * scale + zero` form holds Q4_1 with scale = d, zero = m + 8d.
+
+Only the one-token steps of generation (`decoding()`, entered by decode.py) take the 4-bit path;
+prompts (prefill) and log-prob scoring keep the float32 weights, so ratings and each answer's
+first token are what they were. The kernel takes
+bfloat16 activations: the input of each projection is rounded to bfloat16, its output is float32
+again. Its result for a row does not depend on the other rows in the batch (checked in
+tests/llms/test_q4_decode.py), so a rerun that batches rows differently decodes them the same.
+
+Measured in bench/embedded_tokens_per_s.py (bench/README.md): about 2.2x the float32 rate at
+batch 1 and 1.3x at batch 8 on 1 thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+
+GROUP = 32  # Q4_1 block size; also a group size the int4 kernel supports
+LEVELS = 15  # q in 0..15
+EXACT = 1e-5  # a weight matrix counts as Q4_1 when every weight is recovered within this share of its largest
+_state = threading.local()  # set while the model's own thread runs a decoding step
+
+
+@contextlib.contextmanager
+def decoding():
+    """One-token generation steps run inside this: swapped layers then use their 4-bit weights."""
+    _state.decoding = True
+    try:
+        yield
+    finally:
+        _state.decoding = False
+
+
+def available(torch) -> bool:
+    """The int4 CPU kernel exists and the CPU runs bfloat16 natively (elsewhere it is slower)."""
+    if not hasattr(torch, "_weight_int4pack_mm_for_cpu"):
+        return False
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def recover_q4_1(weight):
+    """(q as int32 [out, in], d [out, in/32], m [out, in/32]) when `weight` is exactly a Q4_1
+    matrix dequantized, else None."""
+    import torch
+
+    out_features, in_features = weight.shape
+    if in_features % GROUP:
+        return None
+    blocks = weight.detach().float().reshape(out_features, in_features // GROUP, GROUP)
+    low = blocks.amin(-1, keepdim=True)
+    step = (blocks.amax(-1, keepdim=True) - low) / LEVELS
+    safe_step = torch.where(step > 0, step, torch.ones_like(step))  # a constant block: q = 0
+    q = torch.round((blocks - low) / safe_step).clamp(0, LEVELS)
+    error = (q * step + low - blocks).abs().max()
+    if error > EXACT * max(float(blocks.abs().max()), 1e-12):
+        return None
+    return q.reshape(out_features, in_features).to(torch.int32), step.squeeze(-1), low.squeeze(-1)
+
+
+@functools.cache
+def _decode_linear_class():
+    """The module class, made on first use so that importing this file does not import torch."""
+    import torch
+
+    class Q4DecodeLinear(torch.nn.Module):
+        """Stands in for an `nn.Linear` without bias: 4-bit for one-token steps, float32 otherwise."""
+
+        def __init__(self, linear, recovered):
+            super().__init__()
+            q, step, low = recovered
+            self.weight = linear.weight  # float32, shared, for prompts and scoring; same state_dict key
+            self.out_features = linear.out_features
+            self.packed = torch._convert_weight_to_int4pack_for_cpu(q, 2)
+            # [in/32, out, 2]: scale and zero per block, as the kernel reads them
+            self.scales_zeros = torch.stack([step, low + 8 * step], -1).transpose(0, 1).contiguous().to(torch.bfloat16)
+
+        def forward(self, x):
+            if not getattr(_state, "decoding", False) or x.dim() < 2 or x.shape[-2] != 1:
+                return torch.nn.functional.linear(x, self.weight)
+            flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)
+            y = torch._weight_int4pack_mm_for_cpu(flat, self.packed, GROUP, self.scales_zeros)
+            return y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
+
+    return Q4DecodeLinear
+
+
+def use_q4_decoding(model) -> int:
+    """Swap every bias-free linear layer of `model` whose weights are Q4_1 for the 4-bit decode
+    path; returns how many were swapped (0: the model is left as it was)."""
+    import torch
+
+    swaps = []
+    for parent in model.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, torch.nn.Linear) and child.bias is None and child.weight.dtype == torch.float32:
+                recovered = recover_q4_1(child.weight)
+                if recovered is not None:
+                    swaps.append((parent, name, child, recovered))
+    for parent, name, child, recovered in swaps:
+        setattr(parent, name, _decode_linear_class()(child, recovered))
+    return len(swaps)

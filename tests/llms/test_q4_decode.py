@@ -1,0 +1,101 @@
+"""The embedded model decodes with the GGUF file's own 4-bit weights: recovered exactly, used only
+for one-token generation steps, and a row's tokens do not depend on the rows beside it."""
+
+import asyncio
+
+import pytest
+
+from notos.llms import decode, q4_decode, row_attention
+from notos.llms.spec import get_llm
+from notos.llms.types import GenerationParams
+
+torch = pytest.importorskip("torch")
+
+
+def q4_1_matrix(rows=64, cols=128, seed=0):
+    """A matrix as llama.cpp's Q4_1 dequantizes it: per block of 32, d * q + m, q in 0..15."""
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randint(0, 16, (rows, cols // 32, 32), generator=gen).float()
+    q[..., 0], q[..., 1] = 0, 15  # llama.cpp maps each block's smallest weight to 0, its largest to 15
+    d = torch.rand(rows, cols // 32, 1, generator=gen) * 0.01
+    m = torch.randn(rows, cols // 32, 1, generator=gen) * 0.05
+    return (q * d + m).reshape(rows, cols), q.reshape(rows, cols)
+
+
+def test_a_q4_1_matrix_is_recovered_exactly():
+    weight, q = q4_1_matrix()
+    recovered, step, low = q4_decode.recover_q4_1(weight)
+    assert torch.equal(recovered.float(), q)
+    rebuilt = (recovered.float().reshape(64, 4, 32) * step[..., None] + low[..., None]).reshape(64, 128)
+    assert torch.allclose(rebuilt, weight, atol=1e-7, rtol=0)
+
+
+def test_weights_that_are_not_q4_1_are_left_alone():
+    assert q4_decode.recover_q4_1(torch.randn(64, 128)) is None
+    assert q4_decode.recover_q4_1(torch.randn(64, 100)) is None  # rows not in blocks of 32
+    plain = torch.nn.Sequential(torch.nn.Linear(128, 64, bias=False))
+    assert q4_decode.use_q4_decoding(plain) == 0 and isinstance(plain[0], torch.nn.Linear)
+
+
+@pytest.fixture(scope="module")
+def model():
+    llm = get_llm("embedded")  # the instance the other embedded tests share: loads once
+    llm.load()
+    if not q4_decode.available(torch):
+        pytest.skip("this CPU has no native bfloat16, so the embedded model decodes in float32")
+    return llm
+
+
+def swapped_layers(llm):
+    return [m for m in llm.model.modules() if type(m).__name__ == "Q4DecodeLinear"]
+
+
+def test_every_projection_of_the_embedded_model_decodes_in_4_bit(model):
+    layers = swapped_layers(model)
+    config = model.model.config
+    assert len(layers) == config.num_hidden_layers * 7  # q, k, v, o, gate, up, down
+    assert isinstance(model.model.lm_head, torch.nn.Linear)  # tied to the Q8_0 embeddings: float32
+    assert config._attn_implementation == row_attention.NAME
+
+
+def test_the_4_bit_path_is_only_taken_inside_a_decoding_step(model):
+    layer = swapped_layers(model)[0]
+    x = torch.randn(3, 1, layer.weight.shape[1])
+    with torch.inference_mode():
+        plain = torch.nn.functional.linear(x, layer.weight)
+        assert torch.equal(layer(x), plain)  # scoring and prompts: the float32 weights, exactly
+        with q4_decode.decoding():
+            quick = layer(x)
+    assert not torch.equal(quick, plain)
+    assert torch.allclose(quick, plain, rtol=0.02, atol=0.02 * float(plain.abs().max()))
+
+
+@pytest.mark.slow
+def test_a_sampled_row_is_the_same_alone_and_when_rows_join_it_mid_answer(model):
+    """A rerun batches rows differently; each row must still come out the same. Rows that join
+    a running row pad its keys on the left, which is what used to change its tokens."""
+    params = GenerationParams(max_new_tokens=60, temperature=0.7, seed=1)  # a seed where padding did change the row
+    target = [[{"role": "user", "content": "Write a long story about a dragon."}]]
+    joiners = [[{"role": "system", "content": "You are an honest assistant."}, {"role": "user", "content": text}]
+               for text in ("Name three rivers in Europe and say which is the longest.", "Why is the sky blue?")]
+    alone = asyncio.run(model.generate(target, params))[0].texts
+    steps = []
+    real_step = decode.Batch.step
+
+    def counting_step(batch, tokens):
+        steps.append(len(tokens))
+        return real_step(batch, tokens)
+
+    async def staggered():
+        first = asyncio.ensure_future(model.generate(target, params))
+        while len(steps) < 3:
+            await asyncio.sleep(0.005)
+        return (await asyncio.gather(first, model.generate(joiners, params)))[0][0].texts
+
+    decode.Batch.step = counting_step
+    try:
+        joined = asyncio.run(staggered())
+    finally:
+        decode.Batch.step = real_step
+    assert max(steps) == 3  # the joiners decoded beside the running row
+    assert joined == alone
