@@ -9,6 +9,7 @@ Cases (greedy unless said; new tokens fixed by --tokens):
   batch1       one prompt                                   (per-stream speed)
   batch1_t07   one prompt at temperature 0.7                (now: the bfloat16 lane)
   batch8       eight prompts in one call
+  batch24      24 rows in one call (the eight prompts under three system prompts): the batched rate
   quickstart   the quickstart's load: three generator steps (one model, three system prompts,
                temperatures 0.7/0.7/1.0, seeds 1-3) over 8 prompts each, as three concurrent
                calls, plus a judge rating 8 answers by log-probabilities at the same time
@@ -89,7 +90,9 @@ async def quickstart_load(llm, tokens: int) -> dict:
 async def plain(llm, batch: int, tokens: int, temperature: float) -> dict:
     params = GenerationParams(max_new_tokens=tokens, temperature=temperature, seed=1)
     started = time.perf_counter()
-    outs = await llm.generate([user(p) for p in PROMPTS[:batch]], params)
+    systems = [None] + [system for system, _, _ in GENERATORS]  # past 8 rows: the prompts again under each system prompt
+    conversations = [user(p, systems[k // len(PROMPTS)]) for k, p in enumerate(PROMPTS * 4)][:batch]
+    outs = await llm.generate(conversations, params)
     seconds = time.perf_counter() - started
     return {"tok_s": sum(o.completion_tokens for o in outs) / seconds, "wall_s": seconds}
 
@@ -98,6 +101,7 @@ CASES = {
     "batch1": lambda llm, n: plain(llm, 1, n, 0.0),
     "batch1_t07": lambda llm, n: plain(llm, 1, n, 0.7),
     "batch8": lambda llm, n: plain(llm, 8, n, 0.0),
+    "batch24": lambda llm, n: plain(llm, 24, n, 0.0),
     "quickstart": quickstart_load,
 }
 

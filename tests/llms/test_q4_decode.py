@@ -34,7 +34,35 @@ def test_weights_that_are_not_q4_1_are_left_alone():
     assert q4_decode.recover_q4_1(torch.randn(64, 128)) is None
     assert q4_decode.recover_q4_1(torch.randn(64, 100)) is None  # rows not in blocks of 32
     plain = torch.nn.Sequential(torch.nn.Linear(128, 64, bias=False))
-    assert q4_decode.use_q4_decoding(plain) == 0 and isinstance(plain[0], torch.nn.Linear)
+    assert q4_decode.use_q4_decoding(plain) == {} and isinstance(plain[0], torch.nn.Linear)
+
+
+def test_packs_from_the_cache_decode_as_the_recovered_ones(tmp_path):
+    from notos.llms import weights_cache
+
+    def layers():
+        model = torch.nn.Sequential(*(torch.nn.Linear(128, 128, bias=False) for _ in range(2)))
+        for k, linear in enumerate(model):
+            linear.weight.data = q4_1_matrix(rows=128, seed=k)[0]
+        return model
+
+    fresh, again = layers(), layers()
+    (tmp_path / "w").mkdir()
+    packs = q4_decode.use_q4_decoding(fresh)
+    assert sorted(packs) == ["0.packed", "0.scales_zeros", "1.packed", "1.scales_zeros"]
+    folder = tmp_path / "w"
+    (folder / weights_cache.WEIGHTS).write_bytes(b"float32 weights")
+    (folder / weights_cache.MANIFEST).write_text(
+        '{"format": %d, "files": {"%s": %s}}' % (weights_cache.FORMAT, weights_cache.WEIGHTS,
+                                                 __import__("json").dumps(weights_cache._entry(folder / weights_cache.WEIGHTS))))
+    assert weights_cache.add_tensors(folder, q4_decode.CACHE_FILE, packs)
+    cached = weights_cache.read_tensors(folder, q4_decode.CACHE_FILE)
+    assert sorted(q4_decode.use_q4_decoding(again, cached)) == sorted(packs)
+    x = torch.randn(4, 1, 128)
+    with torch.inference_mode(), q4_decode.decoding():
+        assert torch.equal(fresh(x), again(x))
+    (folder / q4_decode.CACHE_FILE).write_bytes(b"torn")  # fails its checksum: rebuilt by the caller
+    assert weights_cache.read_tensors(folder, q4_decode.CACHE_FILE) is None
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,9 @@ through that queue too: the rows of every step that shares this instance decode 
 (`decode.py`), each with its own temperature, seed and stop strings.
 
 Speed defaults, measured in bench/embedded_tokens_per_s.py (bench/README.md): on a CPU with
-native bfloat16 (avx512_bf16 / AMX), `dtype: auto-bf16` samples (temperature > 0) in bfloat16
+native bfloat16 (avx512_bf16 / AMX), `dtype: auto` decodes a GGUF model's Q4_1 layers with the
+file's own 4-bit weights (`q4_decode.py`, row-by-row attention in `row_attention.py` so that a
+row's tokens do not depend on its batch); prompts and scoring stay float32. `dtype: auto-bf16` samples (temperature > 0) in bfloat16
 (1.5-2x the float32 rate) and keeps float32 for greedy decoding and log-prob scoring. It is not
 the default `auto` (float32 on CPU): a bfloat16 sample can change with the rows batched beside
 it, so a rerun would not make the same rows. A GGUF file's dequantized weights are cached on
@@ -150,7 +152,7 @@ class TransformersLLM:
             tokenizer.pad_token = tokenizer.eos_token
         model = model.to(device).eval()
         generation = model if generation_dtype == dtype else weights_cache.twin(model, generation_dtype, self._cache_folder)
-        if self._decodes_in_q4(torch, device, dtype) and q4_decode.use_q4_decoding(model):
+        if self._decodes_in_q4(torch, device, dtype) and self._use_q4_decoding(model):
             # bfloat16 inputs magnify last-bit differences: keep each row's decoding independent of its batch
             row_attention.use_row_attention(model)
         self.model, self.generation_model, self.tokenizer, self.device = model, generation, tokenizer, device
@@ -194,6 +196,14 @@ class TransformersLLM:
         if device == "cpu" or self.gguf_file:
             return torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+    def _use_q4_decoding(self, model) -> bool:
+        """Swap in the 4-bit decode path, its packs read from the weights cache where they are."""
+        cached = weights_cache.read_tensors(self._cache_folder, q4_decode.CACHE_FILE)
+        packs = q4_decode.use_q4_decoding(model, cached)
+        if packs and cached is None and self._cache_folder is not None:
+            weights_cache.add_tensors(self._cache_folder, q4_decode.CACHE_FILE, packs)
+        return bool(packs)
 
     def _decodes_in_q4(self, torch, device, dtype) -> bool:
         """`dtype: auto` on a CPU with native bfloat16 decodes a GGUF model's Q4_1 layers with

@@ -25,6 +25,7 @@ import functools
 import threading
 
 GROUP = 32  # Q4_1 block size; also a group size the int4 kernel supports
+CACHE_FILE = "q4.safetensors"  # the packs, kept in the weights cache (weights_cache.py)
 LEVELS = 15  # q in 0..15
 EXACT = 1e-5  # a weight matrix counts as Q4_1 when every weight is recovered within this share of its largest
 _state = threading.local()  # set while the model's own thread runs a decoding step
@@ -77,14 +78,11 @@ def _decode_linear_class():
     class Q4DecodeLinear(torch.nn.Module):
         """Stands in for an `nn.Linear` without bias: 4-bit for one-token steps, float32 otherwise."""
 
-        def __init__(self, linear, recovered):
+        def __init__(self, linear, packed, scales_zeros):
             super().__init__()
-            q, step, low = recovered
             self.weight = linear.weight  # float32, shared, for prompts and scoring; same state_dict key
             self.out_features = linear.out_features
-            self.packed = torch._convert_weight_to_int4pack_for_cpu(q, 2)
-            # [in/32, out, 2]: scale and zero per block, as the kernel reads them
-            self.scales_zeros = torch.stack([step, low + 8 * step], -1).transpose(0, 1).contiguous().to(torch.bfloat16)
+            self.packed, self.scales_zeros = packed, scales_zeros  # plain attributes: not in the state_dict
 
         def forward(self, x):
             if not getattr(_state, "decoding", False) or x.dim() < 2 or x.shape[-2] != 1:
@@ -96,18 +94,36 @@ def _decode_linear_class():
     return Q4DecodeLinear
 
 
-def use_q4_decoding(model) -> int:
-    """Swap every bias-free linear layer of `model` whose weights are Q4_1 for the 4-bit decode
-    path; returns how many were swapped (0: the model is left as it was)."""
+def use_q4_decoding(model, cached: dict | None = None) -> dict:
+    """Swap every bias-free float32 linear layer of `model` whose weights are Q4_1 for the 4-bit
+    decode path. Returns the packs it used, {layer name + ".packed" / ".scales_zeros": tensor},
+    for the weights cache; `cached` (packs from an earlier load) skips the recovery (~1 s)."""
     import torch
 
-    swaps = []
-    for parent in model.modules():
-        for name, child in parent.named_children():
-            if isinstance(child, torch.nn.Linear) and child.bias is None and child.weight.dtype == torch.float32:
+    packs = {}
+    for parent_name, parent in list(model.named_modules()):
+        for name, child in list(parent.named_children()):
+            if not (isinstance(child, torch.nn.Linear) and child.bias is None and child.weight.dtype == torch.float32):
+                continue
+            key = f"{parent_name}.{name}" if parent_name else name
+            if cached is not None:
+                if f"{key}.packed" not in cached:
+                    continue
+                pack = (cached[f"{key}.packed"], cached[f"{key}.scales_zeros"])
+            else:
                 recovered = recover_q4_1(child.weight)
-                if recovered is not None:
-                    swaps.append((parent, name, child, recovered))
-    for parent, name, child, recovered in swaps:
-        setattr(parent, name, _decode_linear_class()(child, recovered))
-    return len(swaps)
+                if recovered is None:
+                    continue
+                pack = pack_q4_1(*recovered)
+            packs[f"{key}.packed"], packs[f"{key}.scales_zeros"] = pack
+            setattr(parent, name, _decode_linear_class()(child, *pack))
+    return packs
+
+
+def pack_q4_1(q, step, low):
+    """The int4 kernel's operands: packed q, and [in/32, out, 2] scale and zero per block."""
+    import torch
+
+    packed = torch._convert_weight_to_int4pack_for_cpu(q, 2).contiguous()
+    scales_zeros = torch.stack([step, low + 8 * step], -1).transpose(0, 1).contiguous().to(torch.bfloat16)
+    return packed, scales_zeros

@@ -22,32 +22,37 @@ def register() -> str:
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-    def attention(module, query, key, value, attention_mask, **kwargs):
+    def attention(module, query, key, value, attention_mask, scaling=None, **kwargs):
         if query.shape[2] != 1:
-            return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
-        import torch
-
-        outputs = []
-        for row in range(query.shape[0]):
-            length = _real_keys(attention_mask, row, key.shape[2])
-            out, _ = sdpa_attention_forward(module, query[row:row + 1], key[row:row + 1, :, -length:],
-                                            value[row:row + 1, :, -length:], None, **{**kwargs, "is_causal": False})
-            outputs.append(out)
-        return torch.cat(outputs, dim=0), None
+            return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
+        return _one_token_by_row(query, key, value, attention_mask, scaling, getattr(module, "num_key_value_groups", 1) > 1)
 
     ALL_ATTENTION_FUNCTIONS.register(NAME, attention)
     ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, sdpa_mask)  # the attention above reads SDPA's boolean mask
     return NAME
 
 
-def _real_keys(attention_mask, row: int, key_length: int) -> int:
-    """How many of the newest keys row `row` attends to (mask: None, or boolean/additive
-    [rows, 1, 1, keys] where the real keys are a suffix)."""
+def _one_token_by_row(query, key, value, attention_mask, scaling, grouped: bool):
+    """query [rows, heads, 1, dim], keys/values [rows, kv heads, length, dim] -> [rows, 1, heads, dim].
+    Plain torch SDPA per row (transformers' wrapper costs more than the attention at this size)."""
+    import torch
+
+    attend = torch.nn.functional.scaled_dot_product_attention
+    lengths = _real_key_counts(attention_mask, query.shape[0], key.shape[2])
+    outputs = [attend(query[row:row + 1], key[row:row + 1, :, -length:], value[row:row + 1, :, -length:],
+                      scale=scaling, enable_gqa=grouped)
+               for row, length in enumerate(lengths)]
+    return torch.cat(outputs, dim=0).transpose(1, 2).contiguous(), None
+
+
+def _real_key_counts(attention_mask, rows: int, key_length: int) -> list[int]:
+    """How many of the newest keys each row attends to (mask: None, or boolean/additive
+    [rows, 1, 1, keys] where a row's real keys are a suffix)."""
     if attention_mask is None:
-        return key_length
-    allowed = attention_mask[row, 0, -1, -key_length:]
-    allowed = allowed if allowed.dtype.is_floating_point is False else allowed == 0
-    return int(allowed.sum())
+        return [key_length] * rows
+    allowed = attention_mask[:, 0, -1, -key_length:].expand(rows, -1)
+    allowed = allowed if not allowed.dtype.is_floating_point else allowed == 0
+    return allowed.sum(-1).tolist()
 
 
 def use_row_attention(model) -> None:

@@ -9,7 +9,8 @@ by its resolved path, size and modification time (a replaced file gets a new fol
 A folder is complete or absent: it is written under a temporary name and renamed into place,
 and its `manifest.json` (written last) records each weights file's size and checksum. A
 second dtype (the bfloat16 copy the backend samples with) is added to a complete folder the
-same way, file then manifest, each renamed into place. A folder that
+same way, file then manifest, each renamed into place, and so are the 4-bit packs of the
+decoding path (`q4.safetensors`, q4_decode.py). A folder that
 fails to read back is removed and rebuilt; one that cannot be written (read-only or full disk)
 only costs the next load its speed.
 """
@@ -71,13 +72,39 @@ def is_complete(folder: Path, name: str = WEIGHTS) -> bool:
 
 
 def add_weights(folder: Path, model, name: str) -> bool:
-    """Keep a second copy of the weights (another dtype) in a complete folder: the file, then
-    the manifest, each written beside its final name and renamed into place."""
+    """Keep a second copy of the weights (another dtype) in a complete folder."""
     from safetensors.torch import save_model
 
+    return _add_file(folder, name, lambda path: save_model(model, path))
+
+
+def add_tensors(folder: Path, name: str, tensors: dict) -> bool:
+    """Keep named tensors (the 4-bit packs of q4_decode.py) in a complete folder."""
+    from safetensors.torch import save_file
+
+    return _add_file(folder, name, lambda path: save_file(tensors, path))
+
+
+def read_tensors(folder: Path | None, name: str) -> dict | None:
+    """The tensors of a file `add_tensors` wrote, or None when the folder lacks it (or it fails
+    its checksum, or does not read back)."""
+    from safetensors.torch import load_file
+
+    if folder is None or not is_complete(folder, name):
+        return None
+    try:
+        return load_file(folder / name)
+    except Exception:  # noqa: BLE001 - an unreadable file is rebuilt by the caller
+        return None
+
+
+def _add_file(folder: Path, name: str, write) -> bool:
+    """The file, then the manifest, each written beside its final name and renamed into place."""
     tag = f".{os.getpid()}.{uuid.uuid4().hex[:8]}"
     try:
-        save_model(model, str(folder / (name + tag)))
+        if not is_complete(folder):
+            return False  # no float32 weights to stand beside
+        write(str(folder / (name + tag)))
         os.replace(folder / (name + tag), folder / name)
         manifest = json.loads((folder / MANIFEST).read_text())
         manifest["files"][name] = _entry(folder / name)
@@ -149,7 +176,7 @@ def twin(model, dtype, folder: Path | None = None):
         except Exception as exc:  # noqa: BLE001 - a file that does not read back is replaced below
             print(f"notos: the cached {name} does not load ({type(exc).__name__}); rebuilding it", file=sys.stderr, flush=True)
     copy = materialize(config, model.state_dict(), dtype)
-    if folder is not None and is_complete(folder):
+    if folder is not None:
         add_weights(folder, copy, name)
     return copy
 
