@@ -151,6 +151,25 @@ def test_review_in_a_browser_end_to_end(browser, review_data, tmp_path, cli):
     assert {k: v for k, v in after.items() if k != "f2"} == {k: v for k, v in before.items() if k not in ("f2", "f3")}
 
 
+def test_the_page_says_the_audit_is_pending_until_it_is_in(browser, review_data, gate):
+    session = open_session(review_data, wait=False)
+    running = server.start(session)
+    try:
+        browser.get(running.url)
+        wait_for(browser, "return document.body.dataset.ready === '1'")
+        assert "audit flags are still being computed" in browser.find_element("id", "notice").text
+        assert browser.execute_script("return document.body.dataset.audit") == "pending"
+        first = browser.find_element("css selector", "tr.rec[data-id='f1'] td[title='audit severity']")
+        assert first.text == "–"  # unknown, not 0
+        gate.set()  # the page polls /api/meta and reloads the list when the audit is in
+        wait_for(browser, "return document.body.dataset.audit === 'done'")
+        assert browser.find_element("id", "notice").text == ""
+        assert browser.find_element("css selector", "tr.rec[data-id='f1'] td[title='audit severity']").text == "3.94"
+        assert "1 flag" in browser.find_element("css selector", "tr.rec[data-id='f1']").text
+    finally:
+        running.stop()
+
+
 def binarize_out(cli, data: Path, out: Path, edits: Path | None = None) -> Path:
     """`notos curate binarize [--edits]` where the CLI takes --edits; else the same through this
     package's function (the curate side of --edits may not have landed yet)."""

@@ -68,22 +68,26 @@ class Source:
 
         return _prompt_table(prompt_ids(table, self.path), _text(table, prompt), _optional(table, "source"))
 
-    def completions(self, prompts: pa.Table, aspects=None):
-        """The completions table, batch by batch, with the prompts' ids and texts from `prompts`."""
+    def completions(self, prompts: pa.Table, aspects=None, texts: bool = True):
+        """The completions table, batch by batch, with the prompts' ids and texts from `prompts`.
+        texts=False: from Parquet only the leaves a sort needs (model, critique score, ratings);
+        response, critique, rationales and the prompt come out null, for a few % of the decoding
+        (`prompts` holds each prompt once; repeated per completion it would be copied)."""
         from notos.data.records import normalize
 
         if self.format == "completions":
             yield normalize(self._whole(None), format="completions", aspects=aspects, origin=self.path)
             return
         start = 0
-        for raw in prefetched(self._batches(self._completion_columns())):
+        for raw in prefetched(self._batches(self._completion_columns(texts))):
             n = raw.num_rows
             part = prompts.slice(start, n)
             start += n
             raw = _drop(raw, ("instruction", "prompt", "source", *ID_COLUMNS))
+            prompt = part.column("prompt") if texts else pa.nulls(n, pa.string())
             raw = raw.append_column("prompt_id", part.column("prompt_id")) \
-                .append_column("prompt", part.column("prompt")).append_column("source", part.column("source"))
-            yield normalize(raw, format=self.format, aspects=aspects, origin=self.path)
+                .append_column("prompt", prompt).append_column("source", part.column("source"))
+            yield normalize(raw, format=self.format, aspects=aspects, origin=self.path, texts=texts)
 
     def raw_batches(self):
         """The input's own rows, every column, batch by batch."""
@@ -118,13 +122,13 @@ class Source:
             except (pa.ArrowException, OSError) as exc:
                 raise DataError(f"{file}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
 
-    def _completion_columns(self):
-        """The Parquet leaves audit and binarize read (None: all of them)."""
+    def _completion_columns(self, texts: bool = True):
+        """The Parquet leaves audit and binarize read, or only the keys' (None: all of them)."""
         if self.whole is not None or not self.files:
             return None
         schema = _parquet(self.files[0]).schema
         paths = [schema.column(i).path for i in range(len(schema))]
-        keep = [p for p in paths if _wanted_leaf(p)]
+        keep = [p for p in paths if (_wanted_leaf if texts else _key_leaf)(p)]
         return keep + [p for p in paths if p.startswith("models.")]
 
 
@@ -139,6 +143,15 @@ def _wanted_leaf(path: str) -> bool:
     aspect_field = leaf.split(".")
     # A typed aspect's "Rationale" explains its Type: the rating's own is "Rationale For Rating".
     return not (len(aspect_field) == 3 and aspect_field[1] in _TYPED_ASPECTS and aspect_field[2] == "Rationale")
+
+
+def _key_leaf(path: str) -> bool:
+    """A completion's model, critique score or aspect rating: the small leaves, no text."""
+    if not path.startswith("completions.list.element."):
+        return False
+    leaf = path[len("completions.list.element."):].split(".")
+    return leaf in (["model"], ["overall_score"]) or (len(leaf) == 3 and leaf[0] == "annotations"
+                                                     and leaf[2].strip().lower() == "rating")
 
 
 def open_input(path, format: str = "auto", batch_size: int | None = BATCH_ROWS) -> Source:

@@ -135,8 +135,11 @@ def detect_format(raw: pa.Table, origin: str = "input") -> str:
         f"(prompt_id, completion_index, response){hint}")
 
 
-def normalize(raw: pa.Table, *, format: str = "auto", aspects=None, origin: str = "input") -> Completions:
-    """The raw table as one row per completion (see `notos.data.completions`)."""
+def normalize(raw: pa.Table, *, format: str = "auto", aspects=None, origin: str = "input",
+              texts: bool = True) -> Completions:
+    """The raw table as one row per completion (see `notos.data.completions`). texts=False: UltraFeedback
+    records read without their texts (`notos.curate.scan`'s key leaves): no response is required, and
+    the texts not read come out null."""
     if format not in FORMATS:
         raise DataError(f"{origin}: unknown format '{format}' (choose from {', '.join(FORMATS)})")
     if format == "auto":
@@ -150,8 +153,9 @@ def normalize(raw: pa.Table, *, format: str = "auto", aspects=None, origin: str 
             raise DataError(f"{origin}: format '{format}' needs column '{either}' "
                             f"(columns: {', '.join(raw.column_names)})")
     wanted = None if aspects is None else [_key(a) for a in aspects]
-    reader = {"ultrafeedback": _from_ultrafeedback, "generic": _from_generic, "rated": _from_rated,
-              "completions": _from_completions}[format]
+    if format == "ultrafeedback":
+        return _from_ultrafeedback(raw, wanted, origin, texts)
+    reader = {"generic": _from_generic, "rated": _from_rated, "completions": _from_completions}[format]
     return reader(raw, wanted, origin)
 
 
@@ -188,13 +192,13 @@ def _needed_columns(paths: list[str]) -> list[str] | None:
 
 # --- the three shapes ----------------------------------------------------------------------------
 
-def _from_ultrafeedback(raw: pa.Table, wanted, origin: str) -> Completions:
+def _from_ultrafeedback(raw: pa.Table, wanted, origin: str, texts: bool = True) -> Completions:
     ids = prompt_ids(raw, origin)
     flat, parent, index = _flatten(_list_column(raw, "completions", "a list of records", origin))
     n = len(flat)
     if not pa.types.is_struct(flat.type):
         raise DataError(f"{origin}: column 'completions' holds {flat.type}, expected records (model, response, ...)")
-    if not _children([flat], "response"):
+    if texts and not _children([flat], "response"):
         raise DataError(f"{origin}: completions have no 'response' field (fields: {', '.join(f.name for f in flat.type)})")
     prompt_column = "instruction" if "instruction" in raw.column_names else "prompt"
 

@@ -1,7 +1,10 @@
 """A memory-mapped copy of the completions table (and its audit) beside the review, so a restart
 takes a second and the text lives in the page cache, not in the server's own memory.
 
-    table, flags = cached(files, folder, build)     # build() -> (table, flags) on a miss
+    hit = load(folder, key)                       # (table, flags) when the cache is current, else None
+    table = build(folder, options, size)          # a miss: read the data whole, write and map the table
+    with appender(folder) as append: ...          # or: write it a batch at a time, then mapped(folder)
+    finish(folder, key, flags)                    # the audit's flags, then key.json: the cache is whole
 
 REVIEW/cache/ holds completions.arrow and flags.arrow (Arrow IPC, uncompressed: mapped, not
 read) and key.json: the data files' paths, sizes and mtimes, the reader's options and the notos
@@ -15,7 +18,7 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -37,28 +40,62 @@ def cache_key(files: list[Path], options: dict) -> dict:
     return {"files": stats, "options": options, "version": __version__}
 
 
-def cached(files: list[Path], folder: Path, options: dict, flags_of: Callable[[pa.Table], pa.Table]):
-    """(completions table, audit flags), memory-mapped from `folder`. On a miss a child process
-    reads the data and writes the table (the reader's peak memory is the child's, handed back to
-    the system when it exits); the audit then runs on the mapped copy."""
+def load(folder: Path, key: dict):
+    """(completions table, audit flags) memory-mapped from `folder` when its key is `key`; else None,
+    and the folder is emptied for a rebuild."""
     folder = Path(folder)
-    key = cache_key(files, options)
     if _valid(folder, key):
         try:
             return _map(folder / "completions.arrow"), _map(folder / "flags.arrow")
         except (OSError, pa.ArrowInvalid):
-            pass  # a damaged cache: rebuild it below
+            pass  # a damaged cache: rebuild it
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
-    if sum(size for _, size, _ in key["files"]) < IN_PROCESS_BYTES:
-        _write(_read(options["read_from"], options["format"]), folder / "completions.arrow")
+    return None
+
+
+def build(folder: Path, options: dict, size: int) -> pa.Table:
+    """Read the data whole, write it as completions.arrow and map it. Data of `size` bytes over
+    IN_PROCESS_BYTES is read in a child process: the reader's peak memory is the child's, handed
+    back to the system when it exits."""
+    path = Path(folder) / "completions.arrow"
+    if size < IN_PROCESS_BYTES:
+        _write(_read(options["read_from"], options["format"]), path)
     else:
-        _read_in_child(options, folder / "completions.arrow")
-    table = _map(folder / "completions.arrow")
-    flags = flags_of(table)
-    _write(flags, folder / "flags.arrow")
-    atomic_write_bytes(folder / "key.json", json.dumps(key).encode())  # last: the cache is whole
-    return table, flags
+        _read_in_child(options, path)
+    return _map(path)
+
+
+@contextmanager
+def appender(folder: Path):
+    """append(table) writes tables to completions.arrow as they come (renamed into place when the
+    block ends; at least one table, all of one schema); `mapped(folder)` then maps the result."""
+    schema, writer = None, None
+    path = Path(folder) / "completions.arrow"
+    with atomic_file(path) as tmp:
+        def append(table: pa.Table) -> None:
+            nonlocal schema, writer
+            if writer is None:
+                schema, writer = table.schema, ipc.new_file(str(tmp), table.schema)
+            elif table.schema != schema:
+                table = table.cast(schema)
+            writer.write_table(table, max_chunksize=CHUNK_ROWS)
+
+        try:
+            yield append
+        finally:
+            if writer is not None:
+                writer.close()
+
+
+def mapped(folder: Path) -> pa.Table:
+    return _map(Path(folder) / "completions.arrow")
+
+
+def finish(folder: Path, key: dict, flags: pa.Table) -> None:
+    """Write the audit's flags, then key.json: from now on the cache is whole and current."""
+    _write(flags, Path(folder) / "flags.arrow")
+    atomic_write_bytes(Path(folder) / "key.json", json.dumps(key).encode())
 
 
 def _read_in_child(options: dict, out: Path) -> None:

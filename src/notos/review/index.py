@@ -12,6 +12,9 @@ Sort keys, one number per prompt (NaN sorts last either way):
     disagreement  the widest critique-vs-ratings gap (rescaled 0-1) plus one per rating that
                   contradicts its own rationale
     length        characters of the prompt and all its responses
+
+severity and disagreement need the audit's flags (`set_flags`), length the texts (`set_texts`):
+on a first start both come after the list is served, and until then those keys are NaN.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ SORTS = ("position", "chosen", "critique", "severity", "disagreement", "length")
 
 
 class RecordIndex:
-    def __init__(self, c: Completions, flags: pa.Table, scores: np.ndarray):
+    """Built from the table's small columns (ids, scores, ratings); the audit's flags (`set_flags`)
+    and the texts (`set_texts`) may come later: a first start shows the list before it has them."""
+
+    def __init__(self, c: Completions, scores: np.ndarray):
         table = c.table
         self.table, self.aspects, self.scores = table, list(c.aspects), scores
         encoded = pc.dictionary_encode(_combined(table.column("prompt_id")))
@@ -43,29 +49,18 @@ class RecordIndex:
         self.keys_sorted = codes[self.order] * self.width + index[self.order]
         self.n = len(self.ids)
         self.row_prompt = codes
-        self._columns(table, flags)
+        self._columns(table)
         self.edited = np.zeros(self.n, bool)
         self.chosen_score = np.full(self.n, np.nan)
         self._sorted: dict = {}
         self._search: tuple = ("", None)
+        self.audited = self.has_texts = False
 
     # --- building ----------------------------------------------------------------------------
 
-    def _columns(self, table: pa.Table, flags: pa.Table) -> None:
+    def _columns(self, table: pa.Table) -> None:
         o, s = self.order, self.starts
         rows = len(o)
-        self.flag_bits = np.zeros(rows, np.int64)
-        self.severity = np.zeros(rows)
-        contradictions = np.zeros(rows)
-        self.flag_info: dict[int, dict] = {}
-        if flags.num_rows:
-            flagged = self.rows_for(flags.column("prompt_id"), flags.column("completion_index"))
-            self.severity[flagged] = _floats(flags.column("severity"))
-            for row, names, reasons, severity in zip(flagged, flags.column("flags").to_pylist(),
-                                                     flags.column("reasons").to_pylist(), self.severity[flagged]):
-                self.flag_bits[row] = sum(1 << FLAGS.index(n) for n in set(names) if n not in INFORMATIONAL)
-                contradictions[row] = names.count(CONTRADICTS_RATIONALE)
-                self.flag_info[int(row)] = {"flags": names, "reasons": reasons, "severity": float(severity)}
         overall = _floats(table.column("overall_score"))
         ratings = np.column_stack([_floats(table.column(rating_column(a))) for a in self.aspects]) \
             if self.aspects else np.empty((rows, 0))
@@ -76,17 +71,16 @@ class RecordIndex:
         with np.errstate(invalid="ignore"):
             mean = np.nanmean(np.where(np.isnan(ratings), np.nan, ratings), 1) if self.aspects else np.full(rows, np.nan)
         gap = np.abs((overall - 1) / 9 - (mean - 1) / 4)
-        lengths = _ints(pc.utf8_length(table.column("response")))  # chunk by chunk: texts are never copied
-        prompt_len = _ints(pc.utf8_length(table.column("prompt")))
+        # the widest gap per prompt; the audit's contradictions are added to it in set_flags
+        self._widest_gap = _reduce(np.fmax, np.nan_to_num(gap, nan=0.0)[o], s)
         first = o[s]
-        self.keys = {
-            "position": np.arange(self.n, dtype=np.float64),
-            "critique": _reduce(np.fmax, overall[o], s),
-            "severity": _reduce(np.fmax, self.severity[o], s),
-            "disagreement": _reduce(np.fmax, np.nan_to_num(gap, nan=0.0)[o], s) + np.add.reduceat(contradictions[o], s)
-            if rows else np.zeros(0),
-            "length": (np.add.reduceat(lengths[o], s) if rows else np.zeros(0)) + prompt_len[first],
-        }
+        self._first = first
+        self.keys = {"position": np.arange(self.n, dtype=np.float64), "critique": _reduce(np.fmax, overall[o], s)}
+        for later in ("severity", "disagreement", "length"):  # what the audit / the texts fill in
+            self.keys[later] = np.full(self.n, np.nan)
+        self.flag_bits = np.zeros(rows, np.int64)
+        self.severity = np.zeros(rows)
+        self.flag_info: dict[int, dict] = {}
         source = pc.dictionary_encode(pc.fill_null(_combined(table.column("source")), ""))
         self.sources = [v for v in source.dictionary.to_pylist() if v]
         self.source_code = source.indices.to_numpy(zero_copy_only=False)[first]
@@ -95,6 +89,43 @@ class RecordIndex:
         self.model_names = model.dictionary.to_pylist()
         self.model_code = model.indices.to_numpy(zero_copy_only=False)
         self.models = sorted(v for v in self.model_names if v)
+
+    def set_texts(self, table: pa.Table, lengths: tuple | None = None) -> None:
+        """The same rows with their texts (response, prompt): length sorts and search can run.
+        `lengths`: each row's response and prompt length where the caller counted them already."""
+        o, s = self.order, self.starts
+        if lengths is None:  # chunk by chunk: texts are never copied
+            lengths = _ints(pc.utf8_length(table.column("response"))), _ints(pc.utf8_length(table.column("prompt")))
+        lengths, prompt_len = lengths
+        self.table = table
+        self.keys["length"] = (np.add.reduceat(lengths[o], s) if len(o) else np.zeros(0)) + prompt_len[self._first]
+        self._sorted = {k: v for k, v in self._sorted.items() if k[0] != "length"}
+        self._search = ("", None)
+        self.has_texts = True
+
+    def set_flags(self, flags: pa.Table) -> None:
+        """The audit's flags: flag filters, severity and disagreement sorts, a completion's reasons."""
+        o, s = self.order, self.starts
+        rows = len(o)
+        flag_bits, severity, contradictions = np.zeros(rows, np.int64), np.zeros(rows), np.zeros(rows)
+        info: dict[int, dict] = {}
+        if flags.num_rows:
+            flagged = self.rows_for(flags.column("prompt_id"), flags.column("completion_index"))
+            severity[flagged] = _floats(flags.column("severity"))
+            names = _combined(flags.column("flags"))
+            owner = flagged[_np(pc.list_parent_indices(names))]  # each finding's table row
+            code = _np(pc.fill_null(pc.index_in(pc.list_flatten(names), value_set=pa.array(FLAGS)), -1))
+            counted = (code >= 0) & ~np.isin(code, [FLAGS.index(f) for f in INFORMATIONAL])
+            np.bitwise_or.at(flag_bits, owner[counted], np.left_shift(1, code[counted]))
+            np.add.at(contradictions, owner, code == FLAGS.index(CONTRADICTS_RATIONALE))
+            for row, found, reasons, value in zip(flagged.tolist(), names.to_pylist(),
+                                                 flags.column("reasons").to_pylist(), severity[flagged].tolist()):
+                info[row] = {"flags": found, "reasons": reasons, "severity": value}
+        self.flag_bits, self.severity, self.flag_info = flag_bits, severity, info
+        self.keys["severity"] = _reduce(np.fmax, severity[o], s)
+        self.keys["disagreement"] = self._widest_gap + np.add.reduceat(contradictions[o], s) if rows else np.zeros(0)
+        self._sorted = {k: v for k, v in self._sorted.items() if k[0] not in ("severity", "disagreement")}
+        self.audited = True
 
     def set_chosen(self, chosen_rows: np.ndarray) -> None:
         """chosen_rows[p]: the table row of prompt p's chosen completion (-1: no pair)."""
@@ -192,7 +223,8 @@ class RecordIndex:
             "prompt_id": self.id_list[p], "prompt": prompt[:160], "source": self.source_names[self.source_code[p]] or None,
             "completions": len(rows), "chosen_score": _num(self.chosen_score[p]),
             "critique": _num(self.keys["critique"][p]), "severity": _num(self.keys["severity"][p]),
-            "flagged": int(sum(1 for r in rows if self.flag_bits[r])), "edited": bool(self.edited[p]),
+            "flagged": int(np.count_nonzero(self.flag_bits[rows])) if self.audited else None,
+            "edited": bool(self.edited[p]),
         }
 
 

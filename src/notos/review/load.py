@@ -70,14 +70,14 @@ def read_source(source: Source) -> Source:
         if pairs is None:
             raise exc from None
         completions = pairs
-    principle = _principles(source.read_from, completions.table.num_rows)
+    principle = principles(source.read_from, completions.table.num_rows)
     if principle is not None:  # UltraFeedback's per-completion principle, for the record view
         completions = Completions(completions.table.append_column("principle", principle), completions.aspects)
     source.completions = completions
     return source
 
 
-def _principles(path: Path, rows: int):
+def principles(path: Path, rows: int):
     """completions[].principle of UltraFeedback records, one per completion row (None: absent).
     The completions reader skips this leaf; from Parquet only that leaf is read back."""
     try:

@@ -50,12 +50,13 @@ select, input, textarea, button { font: inherit; }
 #actions { margin-top: 8px; display: flex; gap: 6px; align-items: flex-start; }
 #note { flex: 1; height: 36px; }
 #help { font-size: 11px; color: #667; margin-top: 6px; }
+#notice { color: #ffd479; font-size: 12px; }
 #error { color: #b8322b; } kbd { border: 1px solid #bbc; border-radius: 3px; padding: 0 3px; background: #fafafa; }
 .discarded #cards { opacity: 0.45; }
 """
 
 BODY = """
-<header><h1>notos review</h1><div id="summary"></div><div id="error"></div></header>
+<header><h1>notos review</h1><div id="summary"></div><div id="notice"></div><div id="error"></div></header>
 <main>
 <section id="left">
   <div id="controls">

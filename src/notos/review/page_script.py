@@ -44,6 +44,24 @@ async function loadList(keepPage) {
   const data = await api('/api/records?' + filters().toString());
   state.total = data.total; state.ids = data.ids; state.rows = data.rows;
   renderList();
+  showPending(data);
+}
+
+// A first start serves the list before the audit (and the texts) are in: say so, and reload
+// the list when they are, so severity and flag counts fill in.
+let polling = false;
+function showPending(p) {
+  const what = [p.texts_pending ? 'reading the texts: a record opens when they are in' : '',
+    p.audit_pending ? 'audit flags are still being computed: severity, flag counts and flag filters come when it finishes' : '',
+    p.load_error ? 'reading the data failed: ' + p.load_error : ''];
+  $('notice').textContent = what.filter(Boolean).join(' · ');
+  document.body.dataset.audit = p.audit_pending ? 'pending' : 'done';
+  if ((p.audit_pending || p.texts_pending) && !polling) { polling = true; setTimeout(pollPending, 1000); }
+}
+async function pollPending() {
+  let meta = null;
+  try { meta = await api('/api/meta'); } finally { polling = false; }
+  if (meta.audit_pending || meta.texts_pending) showPending(meta); else await loadList(true);
 }
 
 function renderList() {

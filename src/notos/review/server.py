@@ -8,11 +8,15 @@ Every request must carry the token (`?token=` or the X-Notos-Token header) or ge
 access log goes to REVIEW/access.log with the path only: the query string, where the token
 travels in the page's URL, is never written. API (JSON):
 
-    GET  /api/meta                       aspects, sources, models, flags, sorts, counts
+    GET  /api/meta                       aspects, sources, models, flags, sorts, counts, audit_pending
     GET  /api/records?sort=&desc=1&page=&size=&source=&model=&aspect=&low=&high=&flag=&na=1&edited=yes|no&q=
     GET  /api/record?id=PROMPT_ID
     POST /api/edit   {prompt_id, completion_index, field, new, note}  -> the record after it
     GET  /api/summary
+
+On a first start the audit (and for UltraFeedback Parquet the texts) is still running while the
+list is served: /api/meta and /api/records say `audit_pending` / `texts_pending` true, and a
+request that needs them waits for them (503 with a message if it waited 10 minutes).
 """
 
 from __future__ import annotations
@@ -130,8 +134,8 @@ def _handler(session, token: str, log_path: Path | None):
                 if method == "POST" and parts.path == "/api/edit":
                     record = session.edit(self._body())
                     return self._json(200, {"record": record, "summary": session.summary()})
-            except NotosError as exc:
-                return self._json(400, {"error": str(exc)})
+            except NotosError as exc:  # a user's error (400), or the audit still running (503: `Pending`)
+                return self._json(getattr(exc, "status", 400), {"error": str(exc)})
             except (ValueError, TypeError) as exc:
                 return self._json(400, {"error": f"bad request: {exc}"})
             self._json(404, {"error": f"no such page: {parts.path}"})

@@ -8,17 +8,23 @@
 Every edit is appended to the log (`notos.data.edits`) under a lock, with the value it replaced
 as the session sees it now; the data itself is never written. The list's keys of an edited
 prompt (its chosen score, "edited") are refreshed at once.
+
+The server opens it with wait=False: on a first start the list is served while the texts and the
+audit are still being read and computed; `page()` and `meta()` say so (`audit_pending`,
+`texts_pending`), and what needs them (the record view, edits, flag filters, severity /
+disagreement / length sorts, search) waits until they are in.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from notos.curate.audit import FLAGS, INFORMATIONAL, audit
+from notos.curate.audit import FLAGS, INFORMATIONAL
 from notos.curate.binarize import completion_scores
 from notos.data.completions import (
     Completions,
@@ -27,19 +33,22 @@ from notos.data.completions import (
     rationale_column,
 )
 from notos.data.edits import MARKS, EditsLog, apply_edits, edit, latest, review_dir
-from notos.errors import DataError
-from notos.review.cache import cached
+from notos.errors import DataError, NotosError
 from notos.review.index import SORTS, RecordIndex
-from notos.review.load import Source, data_files, read_source, resolve_source
+from notos.review.load import Source, data_files, resolve_source
+from notos.review.loading import aspects_of, begin
 from notos.review.marks import REVIEW_STRATEGIES, pair_indexes, resolve, slim
 
 PAGE_SIZES = (10, 25, 50, 100, 200)
+WAIT_S = 600.0  # how long a request waits for the texts or the audit of a first start
 
 
 def open_session(path: Path, edits_dir: Path | None = None, strategy: str | None = None, seed: int | None = None,
-                 cache: bool = True):
+                 cache: bool = True, wait: bool = True):
     """The review of `path`: its completions (from the memory-mapped cache when it is current), the
-    audit, the list's keys, and the edits log (REVIEW = edits_dir or beside the data)."""
+    audit, the list's keys, and the edits log (REVIEW = edits_dir or beside the data). wait=False
+    (the server): return once the list's keys are ready; on a first start the texts and the audit
+    follow on a thread (`notos.review.loading`), and a request that needs them waits for them."""
     source = resolve_source(path, strategy, seed)
     if source.strategy not in REVIEW_STRATEGIES:
         raise DataError(f"--strategy {source.strategy}: review shows one pair per prompt "
@@ -49,47 +58,95 @@ def open_session(path: Path, edits_dir: Path | None = None, strategy: str | None
         log.folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"{log.folder}: cannot keep the edits log there ({exc.strerror}); pass --edits-dir") from None
-    files = data_files(source) if cache else None
-
-    def read() -> pa.Table:
-        return read_source(source).completions.table
-
-    def flags_of(table: pa.Table) -> pa.Table:
-        completions = Completions(table, aspects_of(table))
-        return audit(completions)[0] if completions.aspects else _no_flags()
-
-    if files:
-        options = {"read_from": str(source.read_from), "format": source.format}
-        try:
-            table, flags = cached(files, log.folder / "cache", options, flags_of)
-        except OSError:  # a full disk: serve from memory, as without a cache
-            table = read()
-            flags = flags_of(table)
-    else:
-        table = read()
-        flags = flags_of(table)
-    source.completions = Completions(table, aspects_of(table))
+    start = begin(source, data_files(source) if cache else None, log.folder / "cache")
+    source.completions = Completions(start.table, aspects_of(start.table))
     if not source.completions.aspects and strategy is None:
         source.strategy = "overall"  # TRL pairs: no ratings to average, their scores (or ranks) decide
-    return Session(source, log, flags)
+    session = Session(source, log, texts=start.texts)
+    if start.flags is not None:
+        session.set_flags(start.flags)
+    if start.rest is not None and wait:
+        session.finish(start.rest)
+    elif start.rest is not None:
+        threading.Thread(target=session.finish, args=(start.rest, True), name="notos-review-load", daemon=True).start()
+    return session
+
+
+class Pending(NotosError):
+    """A request waited its limit for the texts or the audit of a first start (HTTP 503)."""
+
+    status = 503
 
 
 class Session:
-    def __init__(self, source: Source, log: EditsLog, flags: pa.Table):
+    def __init__(self, source: Source, log: EditsLog, texts: bool = True):
         self.source, self.log = source, log
         c = source.completions
         self.completions = c
         self.score_kind = "overall" if source.strategy == "overall" else "mean"
         scores = completion_scores(c, self.score_kind) if c.aspects or self.score_kind == "overall" \
             else np.full(c.table.num_rows, np.nan)
-        self.index = RecordIndex(c, flags, scores)
+        self.index = RecordIndex(c, scores)
         self.lock = threading.Lock()
+        # Set once the texts / the audit's flags are in (at once, but on a first start later: `finish`).
+        self.texts_ready, self.audit_ready = threading.Event(), threading.Event()
+        self.load_error: str | None = None
+        if texts:
+            self.set_texts(c.table)
         self.entries = log.read()
         self.state = latest(self.entries)
         self.by_prompt: dict[str, list] = {}
         for entry in self.entries:
             self.by_prompt.setdefault(entry["prompt_id"], []).append(entry)
         self._initial_pairs()
+
+    # --- what a first start reads after the list -------------------------------------------
+
+    def finish(self, rest, background: bool = False) -> None:
+        """Take in the rest of a first start (`loading.Start.rest`): the texts, if the list was
+        built without them, and the audit's flags. In the background a failure is kept and said
+        by every request that needs them (and on stderr), instead of leaving them waiting."""
+        try:
+            table, flags, lengths = rest()
+            if table is not None:
+                self.set_texts(table, lengths)
+            self.set_flags(flags)
+        except Exception as exc:  # any failure: a thread that dies silently would leave requests hanging
+            if not background:
+                raise
+            self.load_error = str(exc) or type(exc).__name__
+            print(f"error: {self.load_error}", file=sys.stderr)
+        finally:
+            self.texts_ready.set()
+            self.audit_ready.set()
+
+    def set_texts(self, table: pa.Table, lengths: tuple | None = None) -> None:
+        self.index.set_texts(table, lengths)  # the same rows: what runs now reads the old table or this one
+        with self.lock:
+            self.completions = self.source.completions = Completions(table, self.completions.aspects)
+        self.texts_ready.set()
+
+    def set_flags(self, flags: pa.Table) -> None:
+        with self.lock:
+            self.index.set_flags(flags)
+        self.audit_ready.set()
+
+    def wait_loaded(self, timeout: float) -> bool:
+        """Whether the texts and the audit are in, waiting up to `timeout` seconds for them."""
+        return self.texts_ready.wait(timeout) and self.audit_ready.wait(timeout)
+
+    def pending(self) -> dict:
+        return {"audit_pending": not self.audit_ready.is_set(), "texts_pending": not self.texts_ready.is_set(),
+                "load_error": self.load_error}
+
+    def _wait(self, texts: bool = False, audit: bool = False) -> None:
+        """Block a request that needs the texts or the audit until they are in."""
+        for needed, event, what in ((texts, self.texts_ready, "the texts are still being read"),
+                                    (audit, self.audit_ready, "the audit is still running")):
+            if needed and not event.wait(WAIT_S):
+                raise Pending(f"{what}; try again in a moment")
+        if (texts and not self.index.has_texts) or (audit and not self.index.audited):  # `finish` failed
+            raise DataError(f"reading the data failed: {self.load_error}")
 
     # --- the list --------------------------------------------------------------------------
 
@@ -111,14 +168,20 @@ class Session:
                 self.index.edited[self.index.position[pid]] = True
 
     def page(self, sort="position", descending=False, page=0, size=50, **filters) -> dict:
+        """One page of the list. While a first start's audit runs, rows show no severity or flag
+        count (None) and `audit_pending` is true; a sort or filter that needs the audit (or the
+        texts: length, search) waits for it, as they are never answered from half the data."""
         if sort not in SORTS:
             raise DataError(f"sort '{sort}': choose from {', '.join(SORTS)}")
         size = size if size in PAGE_SIZES else 50
+        self._wait(texts=sort == "length" or bool(filters.get("q")),
+                   audit=sort in ("severity", "disagreement") or bool(filters.get("flag")))
+        pending = self.pending()  # before the rows: an audit done meanwhile is then seen by the next poll
         with self.lock:
             order = self.index.query(sort, descending, **filters)
             chunk = order[page * size:(page + 1) * size]
             rows = [self._list_row(int(p)) for p in chunk]
-        return {"total": len(order), "page": page, "size": size, "rows": rows,
+        return {"total": len(order), "page": page, "size": size, "rows": rows, **pending,
                 "ids": [self.index.id_list[int(p)] for p in order[:5000]]}  # j/k walks this list
 
     def _list_row(self, p: int) -> dict:
@@ -132,11 +195,12 @@ class Session:
         return {"aspects": self.index.aspects, "sources": self.index.sources, "models": self.index.models,
                 "flags": [f for f in FLAGS if f not in INFORMATIONAL], "sorts": list(SORTS), "prompts": self.index.n,
                 "completions": int(self.completions.table.num_rows), "strategy": self.source.strategy,
-                "log": str(self.log.path)}
+                "log": str(self.log.path), **self.pending()}
 
     # --- one record ------------------------------------------------------------------------
 
     def record(self, prompt_id: str) -> dict:
+        self._wait(texts=True, audit=True)
         with self.lock:
             return self._record(prompt_id)
 
@@ -201,6 +265,7 @@ class Session:
         pid = str(payload.get("prompt_id", ""))
         field = payload.get("field")
         index = payload.get("completion_index")
+        self._wait(texts=True, audit=True)  # the old value is what the record view shows
         with self.lock:
             before = self._record(pid)
             entry = edit(pid, field, payload.get("new"), old=_old_value(before, field, index),
@@ -254,10 +319,6 @@ class Session:
                 "flag_precision": round(confirmed / (confirmed + overruled), 3) if confirmed + overruled else None}
 
 
-def aspects_of(table: pa.Table) -> list[str]:
-    return [name[len("rating_"):] for name in table.column_names if name.startswith("rating_")]
-
-
 def _old_value(record: dict, field, index):
     if not isinstance(field, str):
         return None
@@ -271,9 +332,3 @@ def _old_value(record: dict, field, index):
     if field == "flag":
         return next((c["verdict"] for c in record["completions"] if c["index"] == index), None)
     return {"discard": record["discarded"], "note": record["note"] or None, "reviewed": record["reviewed"]}.get(field)
-
-
-def _no_flags() -> pa.Table:
-    return pa.table({"prompt_id": pa.array([], pa.string()), "completion_index": pa.array([], pa.int32()),
-                     "severity": pa.array([], pa.float64()), "flags": pa.array([], pa.list_(pa.string())),
-                     "reasons": pa.array([], pa.list_(pa.string()))})
