@@ -59,7 +59,7 @@ def test_packs_from_the_cache_decode_as_the_recovered_ones(tmp_path):
     cached = weights_cache.read_tensors(folder, q4_decode.CACHE_FILE)
     assert sorted(q4_decode.use_q4_decoding(again, cached)) == sorted(packs)
     x = torch.randn(4, 1, 128)
-    with torch.inference_mode(), q4_decode.decoding():
+    with torch.inference_mode(), q4_decode.generating():
         assert torch.equal(fresh(x), again(x))
     (folder / q4_decode.CACHE_FILE).write_bytes(b"torn")  # fails its checksum: rebuilt by the caller
     assert weights_cache.read_tensors(folder, q4_decode.CACHE_FILE) is None
@@ -86,13 +86,13 @@ def test_every_projection_of_the_embedded_model_decodes_in_4_bit(model):
     assert config._attn_implementation == row_attention.NAME
 
 
-def test_the_4_bit_path_is_only_taken_inside_a_decoding_step(model):
+def test_the_4_bit_path_is_only_taken_in_generation(model):
     layer = swapped_layers(model)[0]
     x = torch.randn(3, 1, layer.weight.shape[1])
     with torch.inference_mode():
         plain = torch.nn.functional.linear(x, layer.weight)
         assert torch.equal(layer(x), plain)  # scoring and prompts: the float32 weights, exactly
-        with q4_decode.decoding():
+        with q4_decode.generating():
             quick = layer(x)
     assert not torch.equal(quick, plain)
     assert torch.allclose(quick, plain, rtol=0.02, atol=0.02 * float(plain.abs().max()))
@@ -127,3 +127,16 @@ def test_a_sampled_row_is_the_same_alone_and_when_rows_join_it_mid_answer(model)
         decode.Batch.step = real_step
     assert max(steps) == 3  # the joiners decoded beside the running row
     assert joined == alone
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("temperature, seed", [(0.0, None), (0.7, 1)])  # both changed with SDPA's padded prompt pass
+def test_a_row_is_the_same_alone_and_admitted_with_rows_of_other_lengths(model, temperature, seed):
+    params = GenerationParams(max_new_tokens=60, temperature=temperature, seed=seed)
+    target = [{"role": "user", "content": "Write a long story about a dragon."}]
+    short = [{"role": "user", "content": "Hi."}]
+    long = [{"role": "system", "content": "You are an honest assistant who answers with care."},
+            {"role": "user", "content": "Name three rivers in Europe and say which is the longest, with its length in kilometres."}]
+    alone = asyncio.run(model.generate([target], params))[0].texts
+    admitted_together = asyncio.run(model.generate([short, target, long], params))[1].texts
+    assert admitted_together == alone

@@ -18,7 +18,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from notos.llms import q4_decode
-from notos.llms.row_attention import NAME as ROW_ATTENTION
 from notos.llms.types import GenerationParams
 
 
@@ -106,15 +105,8 @@ class Batch:
         return len(self.rows)
 
     def admit(self, rows: list[Row]) -> list[tuple[Row, object]]:
-        """Prefill `rows` and join them to the batch. Returns each new row with the logits of
-        its first token. With row attention (row_attention.py) each row is prefilled on its own,
-        so that its keys do not depend on the rows that arrived with it; otherwise in one
-        left-padded pass."""
-        if getattr(self.model.config, "_attn_implementation", None) == ROW_ATTENTION:
-            return [pair for row in rows for pair in self._admit_padded([row])]
-        return self._admit_padded(rows)
-
-    def _admit_padded(self, rows: list[Row]) -> list[tuple[Row, object]]:
+        """Prefill `rows` in one left-padded pass and join them to the batch. Returns each
+        new row with the logits of its first token."""
         import torch
 
         width = max(len(r.prompt) for r in rows)
@@ -122,7 +114,8 @@ class Batch:
         ids = torch.tensor([[self.pad_id] * (width - len(r.prompt)) + r.prompt for r in rows], device=device)
         mask = torch.tensor([[0] * (width - len(r.prompt)) + [1] * len(r.prompt) for r in rows], device=device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+        with q4_decode.generating():
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
         cache = getattr(out, self.cache_name)
         if self.cache is None:
             self.cache, self.mask = cache, mask
@@ -138,7 +131,7 @@ class Batch:
         device = self.model.device
         self.mask = torch.cat([self.mask, torch.ones((len(self.rows), 1), dtype=self.mask.dtype, device=device)], dim=1)
         positions = (self.mask.sum(-1, keepdim=True) - 1)
-        with q4_decode.decoding():
+        with q4_decode.generating():
             out = self.model(input_ids=torch.tensor(tokens, device=device)[:, None], attention_mask=self.mask,
                              position_ids=positions, use_cache=True, **{self.cache_name: self.cache})
         self.cache = getattr(out, self.cache_name)

@@ -7,12 +7,13 @@ bytes of the file's 4-bit blocks. The embedded SmolLM2 file is Q4_1: each block 
 weights (the block's smallest weight has q = 0, its largest q = 15) and packed for torch's int4
 CPU kernel, whose `(q - 8) * scale + zero` form holds Q4_1 with scale = d, zero = m + 8d.
 
-Only the one-token steps of generation (`decoding()`, entered by decode.py) take the 4-bit path;
-prompts (prefill) and log-prob scoring keep the float32 weights, so ratings and each answer's
-first token are what they were. The kernel takes
-bfloat16 activations: the input of each projection is rounded to bfloat16, its output is float32
-again. Its result for a row does not depend on the other rows in the batch (checked in
-tests/llms/test_q4_decode.py), so a rerun that batches rows differently decodes them the same.
+Only generation takes the 4-bit path (`generating()`, entered by decode.py for the prompt pass
+of the rows it admits and for every one-token step); log-prob scoring keeps the float32 weights,
+so ratings are what they were. The kernel takes bfloat16 activations: the input of each
+projection is rounded to bfloat16, its output is float32 again. Its result for a row does not
+depend on the other rows in the batch, for any batch size or thread count (the float32 GEMM's
+does, in the last bits), so together with row_attention.py a rerun that batches rows
+differently generates them the same.
 
 Measured in bench/embedded_tokens_per_s.py (bench/README.md): about 2.2x the float32 rate at
 batch 1 and 1.3x at batch 8 on 1 thread.
@@ -28,17 +29,22 @@ GROUP = 32  # Q4_1 block size; also a group size the int4 kernel supports
 CACHE_FILE = "q4.safetensors"  # the packs, kept in the weights cache (weights_cache.py)
 LEVELS = 15  # q in 0..15
 EXACT = 1e-5  # a weight matrix counts as Q4_1 when every weight is recovered within this share of its largest
-_state = threading.local()  # set while the model's own thread runs a decoding step
+_state = threading.local()  # set while the model's own thread runs a generation forward pass
 
 
 @contextlib.contextmanager
-def decoding():
-    """One-token generation steps run inside this: swapped layers then use their 4-bit weights."""
-    _state.decoding = True
+def generating():
+    """Generation's forward passes run inside this: swapped layers then use their 4-bit weights
+    (and row_attention.py attends row by row)."""
+    _state.generating = True
     try:
         yield
     finally:
-        _state.decoding = False
+        _state.generating = False
+
+
+def in_generation() -> bool:
+    return getattr(_state, "generating", False)
 
 
 def available(torch) -> bool:
@@ -76,7 +82,7 @@ def _decode_linear_class():
     import torch
 
     class Q4DecodeLinear(torch.nn.Module):
-        """Stands in for an `nn.Linear` without bias: 4-bit for one-token steps, float32 otherwise."""
+        """Stands in for an `nn.Linear` without bias: 4-bit in generation, float32 otherwise."""
 
         def __init__(self, linear, packed, scales_zeros):
             super().__init__()
@@ -85,7 +91,7 @@ def _decode_linear_class():
             self.packed, self.scales_zeros = packed, scales_zeros  # plain attributes: not in the state_dict
 
         def forward(self, x):
-            if not getattr(_state, "decoding", False) or x.dim() < 2 or x.shape[-2] != 1:
+            if not in_generation():
                 return torch.nn.functional.linear(x, self.weight)
             flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)
             y = torch._weight_int4pack_mm_for_cpu(flat, self.packed, GROUP, self.scales_zeros)

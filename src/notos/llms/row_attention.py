@@ -8,10 +8,14 @@ rows beside it. In float32 that rarely shows; once an activation is rounded to b
 grow until a sampled or greedy token changes, and a rerun that batches rows differently would
 not make the same rows. So a one-token step attends row by row over that row's own keys only
 (a row's real keys are always the newest ones: padding only ever goes on the left), exactly as
-when the row decodes alone. Prompts (several tokens per row) use transformers' SDPA unchanged.
+when the row decodes alone, and so does the prompt pass of rows admitted together (causally,
+over each row's own tokens). Other passes with several tokens per row (log-prob scoring) use
+transformers' SDPA unchanged.
 """
 
 from __future__ import annotations
+
+from notos.llms.q4_decode import in_generation
 
 NAME = "notos_rows"
 
@@ -23,9 +27,12 @@ def register() -> str:
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
     def attention(module, query, key, value, attention_mask, scaling=None, **kwargs):
-        if query.shape[2] != 1:
-            return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
-        return _one_token_by_row(query, key, value, attention_mask, scaling, getattr(module, "num_key_value_groups", 1) > 1)
+        grouped = getattr(module, "num_key_value_groups", 1) > 1
+        if query.shape[2] == 1:
+            return _one_token_by_row(query, key, value, attention_mask, scaling, grouped)
+        if in_generation() and query.shape[2] == key.shape[2]:
+            return _prompts_by_row(query, key, value, attention_mask, scaling, grouped)
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
 
     ALL_ATTENTION_FUNCTIONS.register(NAME, attention)
     ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, sdpa_mask)  # the attention above reads SDPA's boolean mask
@@ -45,9 +52,25 @@ def _one_token_by_row(query, key, value, attention_mask, scaling, grouped: bool)
     return torch.cat(outputs, dim=0).transpose(1, 2).contiguous(), None
 
 
+def _prompts_by_row(query, key, value, attention_mask, scaling, grouped: bool):
+    """The prompt pass of rows admitted together (left-padded, no earlier keys): each row's real
+    tokens attend causally to each other only; the padded positions get zeros (nothing reads them)."""
+    import torch
+
+    attend = torch.nn.functional.scaled_dot_product_attention
+    lengths = _real_key_counts(attention_mask, query.shape[0], key.shape[2])
+    output = query.new_zeros(query.shape)
+    for row, length in enumerate(lengths):
+        if length:
+            output[row, :, -length:] = attend(query[row:row + 1, :, -length:], key[row:row + 1, :, -length:],
+                                              value[row:row + 1, :, -length:], scale=scaling, is_causal=True,
+                                              enable_gqa=grouped)[0]
+    return output.transpose(1, 2).contiguous(), None
+
+
 def _real_key_counts(attention_mask, rows: int, key_length: int) -> list[int]:
     """How many of the newest keys each row attends to (mask: None, or boolean/additive
-    [rows, 1, 1, keys] where a row's real keys are a suffix)."""
+    [rows, 1, queries, keys] where a row's real keys are a suffix: its last query sees them all)."""
     if attention_mask is None:
         return [key_length] * rows
     allowed = attention_mask[:, 0, -1, -key_length:].expand(rows, -1)
