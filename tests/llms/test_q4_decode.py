@@ -82,16 +82,18 @@ def test_every_projection_of_the_embedded_model_decodes_in_4_bit(model):
     layers = swapped_layers(model)
     config = model.model.config
     assert len(layers) == config.num_hidden_layers * 7  # q, k, v, o, gate, up, down
-    assert isinstance(model.model.lm_head, torch.nn.Linear)  # tied to the Q8_0 embeddings: float32
+    head = model.model.lm_head  # tied to the Q8_0 embeddings: a bfloat16 copy for generation
+    assert type(head).__name__ == "Bf16GenerationHead" and head.weight is model.model.model.embed_tokens.weight
     assert config._attn_implementation == row_attention.NAME
 
 
-def test_the_4_bit_path_is_only_taken_in_generation(model):
-    layer = swapped_layers(model)[0]
+@pytest.mark.parametrize("which", ["projection", "head"])
+def test_the_quick_path_is_only_taken_in_generation(model, which):
+    layer = swapped_layers(model)[0] if which == "projection" else model.model.lm_head
     x = torch.randn(3, 1, layer.weight.shape[1])
     with torch.inference_mode():
         plain = torch.nn.functional.linear(x, layer.weight)
-        assert torch.equal(layer(x), plain)  # scoring and prompts: the float32 weights, exactly
+        assert torch.equal(layer(x), plain)  # log-prob scoring: the float32 weights, exactly
         with q4_decode.generating():
             quick = layer(x)
     assert not torch.equal(quick, plain)

@@ -155,6 +155,7 @@ class TransformersLLM:
         if self._decodes_in_q4(torch, device, dtype) and self._use_q4_decoding(model):
             # bfloat16 inputs magnify last-bit differences: keep each row's decoding independent of its batch
             row_attention.use_row_attention(model)
+            q4_decode.use_bf16_generation_head(model)
         self.model, self.generation_model, self.tokenizer, self.device = model, generation, tokenizer, device
         self.context = getattr(model.config, "max_position_embeddings", None)
         # transformers 5.2x renamed the KV cache `past_key_values` -> `cache` (the old name warns).

@@ -100,6 +100,39 @@ def _decode_linear_class():
     return Q4DecodeLinear
 
 
+@functools.cache
+def _generation_head_class():
+    import torch
+
+    class Bf16GenerationHead(torch.nn.Module):
+        """The output projection in bfloat16 during generation (2-3x the float32 speed here, and a
+        row's logits do not depend on the other rows: checked for batches of 1-32, 1 and 2
+        threads); float32 for log-prob scoring."""
+
+        def __init__(self, linear):
+            super().__init__()
+            self.weight = linear.weight  # shared with the input embeddings where they are tied
+            self.weight_bf16 = linear.weight.detach().to(torch.bfloat16)  # plain attribute: not in the state_dict
+
+        def forward(self, x):
+            if not in_generation():
+                return torch.nn.functional.linear(x, self.weight)
+            return torch.nn.functional.linear(x.to(torch.bfloat16), self.weight_bf16).to(x.dtype)
+
+    return Bf16GenerationHead
+
+
+def use_bf16_generation_head(model) -> bool:
+    """Swap the model's output projection for one that generates in bfloat16 (see above)."""
+    import torch
+
+    head = getattr(model, "lm_head", None)
+    if not isinstance(head, torch.nn.Linear) or head.bias is not None or head.weight.dtype != torch.float32:
+        return False
+    model.lm_head = _generation_head_class()(head)
+    return True
+
+
 def use_q4_decoding(model, cached: dict | None = None) -> dict:
     """Swap every bias-free float32 linear layer of `model` whose weights are Q4_1 for the 4-bit
     decode path. Returns the packs it used, {layer name + ".packed" / ".scales_zeros": tensor},
