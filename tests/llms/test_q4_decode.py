@@ -100,6 +100,19 @@ def test_the_quick_path_is_only_taken_in_generation(model, which):
     assert torch.allclose(quick, plain, rtol=0.02, atol=0.02 * float(plain.abs().max()))
 
 
+@pytest.mark.parametrize("prompts", [False, True])
+def test_a_row_gets_the_same_projection_in_any_batch(model, prompts):
+    """What reruns rely on: in generation a row's output does not depend on the rows beside it
+    (the int4 kernel for steps, bfloat16 GEMMs for prompt passes and the output projection)."""
+    layers = [swapped_layers(model)[0], swapped_layers(model)[-1], model.model.lm_head]
+    for layer in layers:
+        x = torch.randn(24, 5 if prompts else 1, layer.weight.shape[1])
+        with torch.inference_mode(), q4_decode.generating(prompts=prompts):
+            alone = torch.cat([layer(x[i:i + 1]) for i in range(24)])
+            for rows in (2, 7, 24):
+                assert torch.equal(layer(x[:rows]), alone[:rows]), (type(layer).__name__, rows)
+
+
 @pytest.mark.slow
 def test_a_sampled_row_is_the_same_alone_and_when_rows_join_it_mid_answer(model):
     """A rerun batches rows differently; each row must still come out the same. Rows that join

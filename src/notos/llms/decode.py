@@ -114,7 +114,7 @@ class Batch:
         ids = torch.tensor([[self.pad_id] * (width - len(r.prompt)) + r.prompt for r in rows], device=device)
         mask = torch.tensor([[0] * (width - len(r.prompt)) + [1] * len(r.prompt) for r in rows], device=device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        with q4_decode.generating():
+        with q4_decode.generating(prompts=True):
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
         cache = getattr(out, self.cache_name)
         if self.cache is None:
