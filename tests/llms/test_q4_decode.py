@@ -155,3 +155,11 @@ def test_a_row_is_the_same_alone_and_admitted_with_rows_of_other_lengths(model, 
     alone = asyncio.run(model.generate([target], params))[0].texts
     admitted_together = asyncio.run(model.generate([short, target, long], params))[1].texts
     assert admitted_together == alone
+
+
+def test_only_a_gguf_file_with_q4_1_tensors_is_recovered(tmp_path):
+    from notos.llms.embedded import embedded_gguf
+
+    assert q4_decode.file_has_q4_1(embedded_gguf())
+    (tmp_path / "broken.gguf").write_bytes(b"GGUF not really")
+    assert not q4_decode.file_has_q4_1(tmp_path / "broken.gguf")

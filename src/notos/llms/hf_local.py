@@ -131,7 +131,8 @@ class TransformersLLM:
         shown = _dtype_name(dtype)
         if generation_dtype != dtype:
             shown = f"{_dtype_name(generation_dtype)} sampling, {shown} greedy and scoring"
-        if self._decodes_in_q4(torch, device, dtype):
+        q4 = self._decodes_in_q4(torch, device, dtype)
+        if q4:
             shown += ", decoding with the file's 4-bit weights"
         print(f"notos: loading {self.model_name} (transformers, {device}, {shown}, {self.threads} threads)", file=sys.stderr, flush=True)
         try:
@@ -152,7 +153,7 @@ class TransformersLLM:
             tokenizer.pad_token = tokenizer.eos_token
         model = model.to(device).eval()
         generation = model if generation_dtype == dtype else weights_cache.twin(model, generation_dtype, self._cache_folder)
-        if self._decodes_in_q4(torch, device, dtype) and self._use_q4_decoding(model):
+        if q4 and self._use_q4_decoding(model):
             # bfloat16 inputs magnify last-bit differences: keep each row's decoding independent of its batch
             row_attention.use_row_attention(model)
             q4_decode.use_bf16_generation_head(model)
@@ -209,7 +210,9 @@ class TransformersLLM:
     def _decodes_in_q4(self, torch, device, dtype) -> bool:
         """`dtype: auto` on a CPU with native bfloat16 decodes a GGUF model's Q4_1 layers with
         their own 4-bit weights (q4_decode.py); `dtype: float32` keeps float32 throughout."""
-        return self.dtype == "auto" and device == "cpu" and bool(self.gguf_file) and dtype == torch.float32 and q4_decode.available(torch)
+        if not (self.dtype == "auto" and device == "cpu" and self.gguf_file and dtype == torch.float32 and q4_decode.available(torch)):
+            return False
+        return q4_decode.file_has_q4_1(Path(self.source) / self.gguf_file)
 
     def _generation_dtype(self, torch, device, dtype):
         """`dtype: auto-bf16` on a CPU with native bfloat16: sample in bfloat16 (1.5-2x faster

@@ -62,6 +62,17 @@ def available(torch) -> bool:
         return False
 
 
+def file_has_q4_1(gguf_path) -> bool:
+    """Whether a GGUF file holds Q4_1 tensors (its header only): other files (Q4_K, Q8_0, ...)
+    skip the recovery, which costs a pass over every weight."""
+    try:
+        from gguf import GGUFReader
+
+        return any(t.tensor_type.name == "Q4_1" for t in GGUFReader(str(gguf_path)).tensors)
+    except Exception:  # noqa: BLE001 - an unreadable header: decode in float32
+        return False
+
+
 def recover_q4_1(weight):
     """(q as int32 [out, in], d [out, in/32], m [out, in/32]) when `weight` is exactly a Q4_1
     matrix dequantized, else None."""
