@@ -166,3 +166,64 @@ def test_an_unknown_step_in_resources_is_one_line(cluster, prompts, server, tmp_
     with pytest.raises(NotosError, match="step 'rate': unknown resources setting 'gpus'"):
         run(recipe(prompts, server.base_url), tmp_path / "bad2", progress=False,
             executor=RayExecutor(resources={"rate": {"gpus": 1}}))
+
+
+def test_a_placed_step_spreads_over_its_actors_and_a_leaf_ships_back_no_rows(cluster, prompts, tmp_path, monkeypatch):
+    from notos.pipeline import Pipeline, keep_columns, load_data, rename_columns
+    from notos.pipeline.executors import ray as ray_executor
+
+    def pipeline():
+        source = load_data(str(prompts), id_column="id", name="prompts")
+        source >> rename_columns({"instruction": "question"}, name="rename") >> keep_columns(["question"], name="keep")
+        return Pipeline(source, name="columns", batch_size=4)
+
+    returned: dict[str, list] = {"rename": [], "keep": []}
+    original = ray_executor.WorkerPool.run
+
+    async def spy(self, step, inputs, unread=None):
+        rows, counts = await original(self, step, inputs, unread)
+        returned[step.name].append((rows, counts["rows_out"]))
+        return rows, counts
+
+    monkeypatch.setattr(ray_executor.WorkerPool, "run", spy)
+    local = run(pipeline(), tmp_path / "local", progress=False)
+    executor = RayExecutor(resources={"rename": {"replicas": 2}, "keep": {"replicas": 2}})
+    result = run(pipeline(), tmp_path / "ray", progress=False, executor=executor)
+    assert rows_of(tmp_path / "ray") == rows_of(tmp_path / "local") and result.rows == local.rows == {"keep": 40}
+    assert result.stats["keep"]["rows_out"] == 40 and result.stats["keep"]["batches"] == 10
+    # The middle step's rows come back to be sent on; the leaf's were committed where they were
+    # computed, and only their count travels.
+    assert [len(rows) for rows, _ in returned["rename"]] == [4] * 10
+    assert [(rows, n) for rows, n in returned["keep"]] == [(None, 4)] * 10
+    # Each actor has its next batch waiting: 2 batches per actor out at once, and both computed.
+    keep = executor.pools["keep"]
+    assert keep.in_flight(keep.steps[0]) == 4
+    busy = executor.busy_seconds()["keep"]
+    assert len(busy) == 2 and all(seconds > 0 for seconds in busy)
+
+
+def test_retry_failed_and_retry_unparsed_on_ray_keep_what_was_read_and_ask_the_rest(cluster, tmp_path):
+    # The worker keeps a retried batch's good rows by the driver's plan: which rows failed, and
+    # which could not be read here or before this step (it does not see those steps itself).
+    from notos.pipeline import Pipeline, from_rows
+    from notos.tasks import critique
+
+    rows = [{"instruction": f"q{i}", "generations": [f"a{i} [4]", f"b{i} [500x1]" if i % 4 == 1 else
+                                                     f"b{i} [garble]" if i % 4 == 2 else f"b{i} [2]"]} for i in range(8)]
+    with FakeLLMServer() as judge:
+        def pipeline():
+            llm = {"backend": "openai", "base_url": judge.base_url, "model": "critic", "max_retries": 0}
+            return Pipeline(from_rows(rows=rows) >> critique(llm=llm, name="critique"), batch_size=4)
+
+        out, executor = tmp_path / "ray", RayExecutor()
+        first = run(pipeline(), out, progress=False, executor=executor)
+        assert first.stats["critique"]["rows_failed"] == 2 and first.stats["critique"]["rows_unparsed"] == 2
+        asked = len(judge.requests)
+        failed = run(pipeline(), out, progress=False, executor=executor, retry_failed=True)
+        assert len(judge.requests) == asked + 2 * 2  # the 2 failed rows, both their responses
+        assert failed.stats["critique"]["rows_failed"] == 0 and failed.stats["critique"]["rows_cached"] == 6
+        asked = len(judge.requests)
+        unread = run(pipeline(), out, progress=False, executor=executor, retry_unparsed=True)
+        assert len(judge.requests) == asked + 2 * 2 and unread.stats["critique"]["rows_unparsed"] == 0
+    got = load_run(out)["critique"].to_list()
+    assert len(got) == 8 and all(r["_error"] is None and None not in r["overall_scores"] for r in got)

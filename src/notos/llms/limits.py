@@ -47,6 +47,8 @@ class RequestPacer:
         self.resume_at = max(self.resume_at, time.monotonic() + seconds)
 
     async def wait_turn(self) -> None:
+        if not self.interval and not self.resume_at:  # no pace asked and no pause ever: no clock to read
+            return
         while True:
             now = time.monotonic()
             if now < self.resume_at:

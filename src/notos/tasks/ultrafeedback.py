@@ -14,6 +14,7 @@ it reproducible when the same row is rated again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import random
@@ -104,16 +105,9 @@ def _texts_block(instruction: str, responses: list[str]) -> str:
     return f"Instruction:\n{instruction}\n\nTexts:\n{texts}"
 
 
-def build_messages(aspect: str, instruction: str, responses: list[str], *,
-                   correct_answers=None, incorrect_answers=None, examples: bool = True) -> list[dict]:
-    """`examples=False` leaves out the worked examples: for the logprob mode, where a forced
-    prefix fixes the layout and a shorter prompt is several times cheaper on a CPU."""
-    aspect = normalize_aspect(aspect)
-    if not isinstance(instruction, str):
-        raise TypeError("instruction must be a string")
-    if not responses or isinstance(responses, str) or not all(isinstance(r, str) for r in responses):
-        raise TypeError("responses must be a non-empty list of strings")
-    typed = aspect in TYPED_ASPECTS
+@functools.lru_cache(maxsize=None)
+def _system_prompt(aspect: str, examples: bool) -> str:
+    """The judge's instructions for one aspect: the same for every row, so built once."""
     rating_hint = "<1-5 or N/A>" if aspect == "honesty" else "<1-5>"
     layout = _section(aspect, "N", "<type numbers or None>", "<why that type>", rating_hint, "<why that rating>")
     shown_examples = []
@@ -126,6 +120,20 @@ def build_messages(aspect: str, instruction: str, responses: list[str], *,
               f"For every text write one section in exactly this layout:\n{layout}\n\n"
               "Start each section with its header line, keep the text numbers as given, and write nothing else.\n\n"
               + ("\n\n".join(shown_examples) + "\n=== End of format examples ===" if shown_examples else ""))
+    return system
+
+
+def build_messages(aspect: str, instruction: str, responses: list[str], *,
+                   correct_answers=None, incorrect_answers=None, examples: bool = True) -> list[dict]:
+    """`examples=False` leaves out the worked examples: for the logprob mode, where a forced
+    prefix fixes the layout and a shorter prompt is several times cheaper on a CPU."""
+    aspect = normalize_aspect(aspect)
+    if not isinstance(instruction, str):
+        raise TypeError("instruction must be a string")
+    if not responses or isinstance(responses, str) or not all(isinstance(r, str) for r in responses):
+        raise TypeError("responses must be a non-empty list of strings")
+    typed = aspect in TYPED_ASPECTS
+    system = _system_prompt(aspect, bool(examples))
     user = _texts_block(instruction, responses)
     if typed:  # world knowledge only helps the judge check facts, so only these aspects get it
         for label, answers in (("Known correct answers", correct_answers), ("Known incorrect answers", incorrect_answers)):

@@ -18,8 +18,10 @@ node sees, or `s3://...`), atomically, before answering: a killed driver or node
 batches in flight, and a rerun skips everything committed. A dead actor is restarted and its
 batches retried by Ray (`max_restarts`, `max_task_retries`); a batch committed twice is the
 same rows under the same name, so a retry never duplicates. Back-pressure: at most `in_flight`
-batches per step are out at once (default: the step's `concurrency` times its pool's actors),
-and the driver's queues hold at most `queue_batches` per edge.
+batches per step are out at once (default: the step's `concurrency` plus one, times its pool's
+actors: each actor has its next batch waiting when one is done, so a CPU-bound step never idles
+for a round trip), and the driver's queues hold at most `queue_batches` per edge. A leaf's rows
+stay with the worker that committed them: only their count comes back.
 
 Placement (the step's `resources` setting, e.g. YAML `resources: {num_gpus: 1, replicas: 2}`,
 or the executor's `resources={"gen_a": {...}}`, which wins): `num_cpus`, `num_gpus`, `memory`,
@@ -40,7 +42,7 @@ from notos.pipeline.executors.batches import Batch, step_batch
 from notos.pipeline.executors.local import QUEUE_BATCHES, _LoopRun
 from notos.pipeline.executors.state import RunResult, RunState
 from notos.pipeline.graph import Pipeline
-from notos.pipeline.planner import COMPUTE, RETRY, Planner
+from notos.pipeline.planner import COMPUTE, RETRY
 from notos.pipeline.progress import RunStats
 from notos.pipeline.step import Step
 from notos.pipeline.store import RunStore
@@ -100,6 +102,11 @@ class RayExecutor:
             if started_here:
                 ray.shutdown()
         return state.complete()
+
+    def busy_seconds(self) -> dict[str, list[float]]:
+        """The last run's compute seconds of each actor, by step, as the actors timed their
+        batches (their sum over the run's wall time: how many workers were computing at once)."""
+        return {name: list(pool.busy_seconds.get(name, [])) for name, pool in self.pools.items()}
 
     def worker_pids(self) -> dict[str, list[int]]:
         """The process id of each live actor that runs a step, by step (for tests and drills)."""
@@ -165,15 +172,19 @@ class _RayLoopRun(_LoopRun):
         if pool is None or first.actions[step.name] not in (COMPUTE, RETRY):
             return await step_batch(self.state, step, inputs)  # skip, load, route, columns: on the driver
         stats = self.state.stats
+        unread = None
+        if first.actions[step.name] == RETRY:  # what the worker keeps of the committed batch: the planner says
+            planner, index, sig = self.state.planner, first.index, first.signature
+            unread = (planner.unread_ids(step, index, sig), planner.own_unread_ids(step, index, sig))
         with stats.busy(step.name):
-            rows, counts = await pool.run(step, inputs)
+            rows, counts = await pool.run(step, inputs, unread)
         stats.computed(step.name, counts["rows_in"], counts["rows_failed"], counts["tokens"], counts["rows_unparsed"])
         stats.kept(step.name, counts["rows_cached"])
         stats.committed(step.name, counts["commit_seconds"])
-        stats.passed(step.name, len(rows))
-        if not step.children:
+        stats.passed(step.name, counts["rows_out"])
+        if not step.children:  # its rows were committed by the worker, and go nowhere from here
             self.state.leaf_parts[step.name].append((first.index, first.signature))
-        return Batch(first.index, first.signature, rows, first.actions)
+        return Batch(first.index, first.signature, rows if rows is not None else [], first.actions)
 
 
 class WorkerPool:
@@ -187,11 +198,13 @@ class WorkerPool:
         self.fixed_in_flight = settings.get("in_flight")
         self.placement = {"num_cpus": 0, **{k: settings[k] for k in PLACEMENT if k in settings}}
         self.actors: list = []
-        self.busy: list[int] = []
+        self.busy: list[int] = []  # batches out at each actor now
+        self.busy_seconds: dict[str, list[float]] = {}  # step -> each actor's compute time, as it measured it
 
     def in_flight(self, step: Step) -> int:
-        """Batches of `step` out at once: back-pressure, and enough to keep every actor busy."""
-        return int(self.fixed_in_flight or step.concurrency * self.replicas)
+        """Batches of `step` out at once: back-pressure, and enough to keep every actor busy —
+        its `concurrency` computing, and one more waiting at the actor for the moment one ends."""
+        return int(self.fixed_in_flight or (step.concurrency + 1) * self.replicas)
 
     def start(self) -> None:
         limit = max(1000, sum(self.in_flight(step) for step in self.steps))
@@ -205,17 +218,25 @@ class WorkerPool:
             # one LIST per 1,000 parts, per worker).
             failures = store.failures(step.name, fp) if plan[0] else set()
             # The step alone (no graph): the driver decides what it commits; sources stay home.
-            specs.append((replace(step, parents=[], children=[]), fp, plan, failures))
+            # A leaf's rows go back to no one: the worker answers with their count.
+            specs.append((replace(step, parents=[], children=[]), fp, plan, failures, bool(step.children)))
         self.actors = [actor.remote(specs, str(store.root)) for _ in range(self.replicas)]
         self.busy = [0] * self.replicas
+        self.busy_seconds = {step.name: [0.0] * self.replicas for step in self.steps}
 
-    async def run(self, step: Step, inputs: list[Batch]) -> tuple[list[dict], dict]:
+    async def run(self, step: Step, inputs: list[Batch], unread: tuple[set, set] | None = None
+                  ) -> tuple[list[dict] | None, dict]:
+        """A batch computed (and committed) by the least busy actor: its rows (None for a leaf)
+        and its counts (COUNTED, `rows_out`, and the worker's own `seconds` on it). `unread`:
+        for a batch to retry, the planner's unread_ids and own_unread_ids of it."""
         if not self.actors:
             self.start()
         i = min(range(len(self.actors)), key=self.busy.__getitem__)
         self.busy[i] += 1
         try:
-            return await self.actors[i].run.remote(step.name, inputs)
+            rows, counts = await self.actors[i].run.remote(step.name, inputs, unread)
+            self.busy_seconds[step.name][i] += counts["seconds"]
+            return rows, counts
         except self.ray.exceptions.RayTaskError as exc:
             cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else None
             raise (cause or NotosError(f"step '{step.name}': {str(exc).strip().splitlines()[-1]}")) from None
@@ -241,15 +262,17 @@ class StepWorker:
     with the same `step_batch` as every executor, and committing them to the run folder itself.
     Its methods are async: many batches, of several steps, share its one event loop."""
 
-    def __init__(self, specs: list[tuple[Step, str, tuple[bool, bool, bool], set]], store_root: str):
+    def __init__(self, specs: list[tuple[Step, str, tuple[bool, bool, bool], set, bool]], store_root: str):
         from notos.pipeline.executors.arrow_settings import configure_arrow
 
         configure_arrow()
         self.store = RunStore(store_root)
         self.steps: dict[str, tuple[Step, dict, _WorkerPlan]] = {}
-        for step, fp, plan, failures in specs:
+        self.rows_back: dict[str, bool] = {}  # step -> whether its rows go back to the driver
+        for step, fp, plan, failures, rows_back in specs:
             self.store.assume_listed(step.name, fp, failures)
             self.steps[step.name] = (step, {step.name: fp}, _WorkerPlan(*plan))
+            self.rows_back[step.name] = rows_back
         self.pools: dict = {}
         kinds = {step.workers for step, _fp, _plan in self.steps.values()}
         if "thread" in kinds:
@@ -264,12 +287,15 @@ class StepWorker:
     def pid(self) -> int:
         return os.getpid()
 
-    async def run(self, name: str, inputs: list[Batch]) -> tuple[list[dict], dict]:
+    async def run(self, name: str, inputs: list[Batch], unread: tuple[set, set] | None = None
+                  ) -> tuple[list[dict] | None, dict]:
         step, fps, plan = self.steps[name]
-        call = _Call(self.store, fps, plan, self.pools, name)
+        call = _Call(self.store, fps, plan.with_unread(*unread) if unread else plan, self.pools, name)
         batch = await step_batch(call, step, inputs)
         numbers = call.stats.steps[name]
-        return batch.rows or [], {key: getattr(numbers, key) for key in COUNTED}
+        rows = batch.rows or []
+        counts = {key: getattr(numbers, key) for key in COUNTED} | {"rows_out": len(rows), "seconds": numbers.seconds}
+        return (rows if self.rows_back[name] else None), counts
 
     async def close(self) -> None:
         for pool in self.pools.values():
@@ -290,17 +316,26 @@ class _Call:
 
 
 class _WorkerPlan:
-    """The part of the plan a worker needs: whether the step commits, and which committed rows
-    a retried batch keeps (the Planner's own rule)."""
+    """The part of the plan a worker needs: whether the step commits, and for a batch to retry,
+    which of its committed rows it may not keep (the driver's Planner worked them out: they
+    depend on the steps before this one in the segment, which the worker does not know)."""
 
-    def __init__(self, commits: bool, retry_failed: bool, retry_unparsed: bool):
+    def __init__(self, commits: bool, retry_failed: bool, retry_unparsed: bool,
+                 unread: frozenset = frozenset(), own: frozenset = frozenset()):
         self.commits, self.retry_failed, self.retry_unparsed = commits, retry_failed, retry_unparsed
+        self.unread, self.own = unread, own
+
+    def with_unread(self, unread: set, own: set) -> _WorkerPlan:
+        return _WorkerPlan(self.commits, self.retry_failed, self.retry_unparsed, frozenset(unread), frozenset(own))
 
     def caches(self, step: Step) -> bool:
         return self.commits
 
-    def keeps(self, step: Step, row: dict) -> bool:
-        return Planner.keeps(self, step, row)
+    def unread_ids(self, step: Step, index: int, sig: str) -> frozenset:
+        return self.unread
+
+    def own_unread_ids(self, step: Step, index: int, sig: str) -> frozenset:
+        return self.own
 
 
 def _module_roots(pipeline: Pipeline) -> list[str]:
