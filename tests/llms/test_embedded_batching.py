@@ -5,6 +5,7 @@ import asyncio
 import time
 
 import pytest
+from staggered_calls import run_staggered
 
 from notos.llms import decode, hf_local
 from notos.llms.hf_local import TransformersLLM, default_threads
@@ -89,24 +90,7 @@ def test_a_row_that_arrives_mid_generation_joins_the_running_batch(model):
     long_params = GenerationParams(max_new_tokens=60, temperature=0)
     long_alone = asyncio.run(model.generate(long_call, long_params))
     late_alone = asyncio.run(model.generate(late_call, GREEDY))
-    sizes = []
-    real_step = decode.Batch.step
-
-    def spy(batch, tokens):
-        sizes.append(len(tokens))
-        return real_step(batch, tokens)
-
-    async def staggered():
-        first = asyncio.ensure_future(model.generate(long_call, long_params))
-        while not sizes:
-            await asyncio.sleep(0.01)
-        return await asyncio.gather(first, model.generate(late_call, GREEDY))
-
-    decode.Batch.step = spy
-    try:
-        long_out, late_out = asyncio.run(staggered())
-    finally:
-        decode.Batch.step = real_step
+    long_out, late_out, sizes = run_staggered(model, long_call, long_params, late_call, GREEDY)
     assert [o.texts for o in long_out] == [o.texts for o in long_alone]
     assert [o.texts for o in late_out] == [o.texts for o in late_alone]
     assert sizes[0] == 1 and max(sizes) == 3  # the late rows decoded beside the running one

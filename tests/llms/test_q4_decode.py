@@ -4,8 +4,9 @@ for one-token generation steps, and a row's tokens do not depend on the rows bes
 import asyncio
 
 import pytest
+from staggered_calls import run_staggered
 
-from notos.llms import decode, q4_decode, row_attention
+from notos.llms import q4_decode, row_attention
 from notos.llms.spec import get_llm
 from notos.llms.types import GenerationParams
 
@@ -122,26 +123,9 @@ def test_a_sampled_row_is_the_same_alone_and_when_rows_join_it_mid_answer(model)
     joiners = [[{"role": "system", "content": "You are an honest assistant."}, {"role": "user", "content": text}]
                for text in ("Name three rivers in Europe and say which is the longest.", "Why is the sky blue?")]
     alone = asyncio.run(model.generate(target, params))[0].texts
-    steps = []
-    real_step = decode.Batch.step
-
-    def counting_step(batch, tokens):
-        steps.append(len(tokens))
-        return real_step(batch, tokens)
-
-    async def staggered():
-        first = asyncio.ensure_future(model.generate(target, params))
-        while len(steps) < 3:
-            await asyncio.sleep(0.005)
-        return (await asyncio.gather(first, model.generate(joiners, params)))[0][0].texts
-
-    decode.Batch.step = counting_step
-    try:
-        joined = asyncio.run(staggered())
-    finally:
-        decode.Batch.step = real_step
+    joined, _, steps = run_staggered(model, target, params, joiners, params, after_steps=3)
     assert max(steps) == 3  # the joiners decoded beside the running row
-    assert joined == alone
+    assert joined[0].texts == alone
 
 
 @pytest.mark.slow
