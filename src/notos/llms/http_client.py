@@ -52,7 +52,7 @@ class OpenAICompatible:
         api_key_env: str | None = None,
         timeout: float = 120.0,
         max_retries: int = 6,
-        max_concurrency: int = 64,
+        max_concurrency: int = 128,
         rpm: float | None = None,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
