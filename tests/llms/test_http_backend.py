@@ -117,6 +117,40 @@ def test_a_missing_key_variable_is_one_clear_error(llm_server):
         generate(client, ask("x"))
 
 
+def test_a_key_with_a_trailing_line_break_is_sent_without_it(llm_server, monkeypatch):
+    monkeypatch.setenv("MY_TEST_KEY", "sk-written-on-windows\r\n")
+    generate(client_for(llm_server, api_key_env="MY_TEST_KEY"), ask("x"))
+    assert llm_server.headers[0]["Authorization"] == "Bearer sk-written-on-windows"
+
+
+def test_a_key_with_a_line_break_inside_is_one_clear_error_without_the_key(llm_server, monkeypatch):
+    monkeypatch.setenv("MY_TEST_KEY", "sk-first\nX-Injected: yes")
+    with pytest.raises(NotosError, match=r"MY_TEST_KEY has line breaks") as info:
+        generate(client_for(llm_server, api_key_env="MY_TEST_KEY"), ask("x"))
+    assert "sk-first" not in str(info.value) and not llm_server.headers
+
+
+def test_a_redirect_is_one_error_naming_where_it_points():
+    async def handler(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 308 Permanent Redirect\r\nLocation: https://llm.example/v1/chat/completions\r\n"
+                     b"Content-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def main():
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        client = OpenAICompatible(base_url=f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1", model="m")
+        try:
+            return await client.generate(ask("x"), GenerationParams())
+        finally:
+            await client.close()
+            server.close()
+
+    with pytest.raises(NotosError, match="HTTP 308: the server redirects to https://llm.example/v1/chat/completions"):
+        asyncio.run(main())
+
+
 def test_no_key_is_sent_to_a_server_that_did_not_ask_for_one(llm_server, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-should-not-travel")
     generate(client_for(llm_server), ask("x"))
@@ -169,6 +203,7 @@ def test_a_forced_prefix_needs_prefill(llm_server):
     ({"base_url": "ftp://x"}, r"base_url 'ftp://x' is not an http\(s\) URL"),
     ({"base_url": "http://127.0.0.1:1/v1", "timeout": 0}, "option 'timeout'"),
     ({"base_url": "http://127.0.0.1:1/v1", "max_concurrency": 0}, "option 'max_concurrency'"),
+    ({"base_url": "http://127.0.0.1:99999/v1"}, "has no valid port"),
 ])
 def test_bad_options(options, message):
     with pytest.raises(NotosError, match=message):

@@ -284,3 +284,42 @@ def test_an_endless_reply_stops_at_the_size_limit(monkeypatch):
             await pool.request("POST", "/x", b"{}", timeout=10)
 
     serve(handler, check)
+
+
+@pytest.mark.parametrize("chunks, message", [
+    (b"-6\r\nabcdef\r\n0\r\n\r\n", "no readable size"),  # int("-6", 16) is -6: it used to loop forever
+    (b"0x3\r\nabc\r\n0\r\n\r\n", "no readable size"),
+    (b"3\r\nabcXY0\r\n\r\n", "does not end where its size says"),
+    (b"FFFFFFFFFFFF\r\n", "larger than"),
+])
+def test_a_broken_chunked_reply_is_an_error_not_a_hang(chunks, message):
+    async def handler(reader, writer):
+        if await read_request(reader) is not None:
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks)
+            await writer.drain()
+            await asyncio.sleep(2)
+        writer.close()
+
+    async def check(pool):
+        with pytest.raises(WireError, match=message):
+            await pool.request("POST", "/x", b"{}", timeout=5)
+
+    serve(handler, check)
+
+
+def test_a_compressed_reply_that_inflates_past_the_limit_is_an_error(monkeypatch):
+    from notos.llms import http_wire
+
+    monkeypatch.setattr(http_wire, "MAX_BODY", 100_000)
+    bomb = gzip.compress(b"0" * 1_000_000)  # 1 MB from ~1 KB
+
+    async def handler(reader, writer):
+        if await read_request(reader) is not None:
+            writer.write(reply(bomb, "Content-Encoding: gzip"))
+        writer.close()
+
+    async def check(pool):
+        with pytest.raises(WireError, match="larger than 100000 bytes decoded"):
+            await pool.request("POST", "/x", b"{}", timeout=5)
+
+    serve(handler, check)

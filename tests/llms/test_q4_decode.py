@@ -56,14 +56,14 @@ def test_packs_from_the_cache_decode_as_the_recovered_ones(tmp_path):
     (folder / weights_cache.MANIFEST).write_text(
         '{"format": %d, "files": {"%s": %s}}' % (weights_cache.FORMAT, weights_cache.WEIGHTS,
                                                  __import__("json").dumps(weights_cache._entry(folder / weights_cache.WEIGHTS))))
-    assert weights_cache.add_tensors(folder, q4_decode.CACHE_FILE, packs)
-    cached = weights_cache.read_tensors(folder, q4_decode.CACHE_FILE)
+    assert weights_cache.add_tensors(folder, q4_decode.cache_file(), packs)
+    cached = weights_cache.read_tensors(folder, q4_decode.cache_file())
     assert sorted(q4_decode.use_q4_decoding(again, cached)) == sorted(packs)
     x = torch.randn(4, 1, 128)
     with torch.inference_mode(), q4_decode.generating():
         assert torch.equal(fresh(x), again(x))
-    (folder / q4_decode.CACHE_FILE).write_bytes(b"torn")  # fails its checksum: rebuilt by the caller
-    assert weights_cache.read_tensors(folder, q4_decode.CACHE_FILE) is None
+    (folder / q4_decode.cache_file()).write_bytes(b"torn")  # fails its checksum: rebuilt by the caller
+    assert weights_cache.read_tensors(folder, q4_decode.cache_file()) is None
 
 
 @pytest.fixture(scope="module")

@@ -164,8 +164,9 @@ class TransformersLLM:
         eos = set(_as_list(model.generation_config.eos_token_id)) | {tokenizer.eos_token_id}
         decoder = functools.partial(SimpleNamespace, pad_id=tokenizer.pad_token_id, cache_name=self.cache_name,
                                     eos=eos - {None}, tokenizer=tokenizer, lock=self._lock)
-        # Greedy answers are compared and reproduced, so they decode in the scoring dtype: in
-        # bfloat16 a row's argmax can change with the rows beside it (padding, kernel blocking).
+        # With `dtype: auto-bf16`, greedy rows decode on the float32 model, not the bfloat16 twin:
+        # there a row's argmax can change with the rows beside it (padding). The 4-bit path of
+        # `dtype: auto` does not have that problem (row attention, batch-invariant kernels).
         self.greedy_decoder = decoder(model=model)
         self.sampling_decoder = self.greedy_decoder if generation is model else decoder(model=generation)
 
@@ -201,10 +202,10 @@ class TransformersLLM:
 
     def _use_q4_decoding(self, model) -> bool:
         """Swap in the 4-bit decode path, its packs read from the weights cache where they are."""
-        cached = weights_cache.read_tensors(self._cache_folder, q4_decode.CACHE_FILE)
+        cached = weights_cache.read_tensors(self._cache_folder, q4_decode.cache_file())
         packs = q4_decode.use_q4_decoding(model, cached)
         if packs and cached is None and self._cache_folder is not None:
-            weights_cache.add_tensors(self._cache_folder, q4_decode.CACHE_FILE, packs)
+            weights_cache.add_tensors(self._cache_folder, q4_decode.cache_file(), packs)
         return bool(packs)
 
     def _decodes_in_q4(self, torch, device, dtype) -> bool:

@@ -62,6 +62,10 @@ class OpenAICompatible:
         parsed = urlparse(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise NotosError(f"llm (openai): base_url {base_url!r} is not an http(s) URL")
+        try:
+            parsed.port  # noqa: B018 - raises on a port out of range, once here rather than per row
+        except ValueError:
+            raise NotosError(f"llm (openai): base_url {base_url!r} has no valid port") from None
         numbers = {"timeout": timeout, "max_concurrency": max_concurrency, "max_retries": max_retries,
                    "backoff_base": backoff_base, "backoff_max": backoff_max, "rpm": rpm}
         for name, value in numbers.items():
@@ -118,7 +122,7 @@ class OpenAICompatible:
         """`text` with the value of the key this client sends replaced by '***' (a server may
         echo the Authorization header in an error body)."""
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
-        return redact(text, key)
+        return redact(redact(text, key), key.strip() if key else None)  # as sent: stripped (see _api_key)
 
     def _api_key(self) -> str | None:
         if not self.api_key_env:
@@ -126,6 +130,10 @@ class OpenAICompatible:
         key = os.environ.get(self.api_key_env)
         if not key:
             raise NotosError(f"llm (openai at {self.base_url}): environment variable {self.api_key_env} is not set")
+        key = key.strip()  # a .env file written on Windows leaves a \r at the end
+        if any(c in key for c in "\r\n") or not key.isascii():
+            raise NotosError(f"llm (openai at {self.base_url}): the key in ${self.api_key_env} has line breaks or non-ASCII "
+                             "characters inside it; it cannot go into an HTTP header")
         return key
 
     async def close(self) -> None:
@@ -157,6 +165,10 @@ class OpenAICompatible:
                 raise NotosError(f"llm (openai at {self.base_url}): HTTP {status} {message}{hint}")
             if status == 404:
                 raise NotosError(f"llm (openai at {self.base_url}): HTTP 404 {message} (check base_url and model {self.model_name!r})")
+            if 300 <= status < 400:  # redirects are not followed: a POST must not land somewhere unasked
+                where = response.headers.get("location", "")
+                raise NotosError(f"llm (openai at {self.base_url}): HTTP {status}: the server redirects to "
+                                 f"{self._redact(where)[:200] or 'another address'}; set base_url to where it points")
             raise RequestFailed(f"HTTP {status} {message}".strip(), status in RETRIABLE_STATUS, _retry_after(response.headers))
         try:
             data = json.loads(raw)

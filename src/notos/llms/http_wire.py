@@ -34,6 +34,7 @@ from notos.version import __version__
 IDLE_SECONDS = 15.0  # aiohttp's keep-alive time for idle client connections
 MAX_HEAD = 64 * 1024  # a status line and headers longer than this are not a reply we can read
 MAX_BODY = 256 * 1024 * 1024  # a reply larger than this is a hostile or broken server, not an answer
+MAX_CHUNK_LINE = 1024  # a chunk's size line (hex digits and extensions) longer than this is not HTTP
 READ_BUFFER = 64 * 1024  # one per pool: a connection's reply is copied out as soon as it arrives
 
 
@@ -269,23 +270,27 @@ class _Connection(asyncio.BufferedProtocol):
             elif self.state == CHUNKED:
                 line_end = buffer.find(b"\r\n")
                 if line_end < 0:
+                    if len(buffer) > MAX_CHUNK_LINE:
+                        raise WireError("a chunk size line of the reply never ends")
                     return
-                try:
-                    size = int(bytes(buffer[:line_end]).split(b";", 1)[0].strip(), 16)
-                except ValueError:
-                    raise WireError("a chunk of the reply has no readable size") from None
+                size = _chunk_size(bytes(buffer[:line_end]))
+                if size > MAX_BODY - len(self.body):
+                    raise WireError(f"the reply is larger than {MAX_BODY} bytes")
                 if size == 0:  # the last chunk, then trailers (usually none) and an empty line
                     end = line_end if buffer.startswith(b"\r\n", line_end + 2) else buffer.find(b"\r\n\r\n", line_end)
                     if end < 0 or len(buffer) < end + 4:
+                        if len(buffer) > MAX_HEAD:
+                            raise WireError("the reply's trailers never end")
                         return
                     del buffer[: end + 4]
                     self._done()
                     return
                 if len(buffer) < line_end + 2 + size + 2:
                     return
+                if buffer[line_end + 2 + size : line_end + 2 + size + 2] != b"\r\n":
+                    raise WireError("a chunk of the reply does not end where its size says")
                 self.body += buffer[line_end + 2 : line_end + 2 + size]
                 del buffer[: line_end + 2 + size + 2]
-                _check_size(self.body)
             else:  # TO_CLOSE
                 self.body += buffer
                 buffer.clear()
@@ -328,6 +333,27 @@ class _Connection(asyncio.BufferedProtocol):
         return True
 
 
+def _chunk_size(line: bytes) -> int:
+    """The size of a chunk from its line (hex digits, then perhaps ';extensions'); Python's
+    int(x, 16) would also take '-6', '0x10' and '1_0', and a negative size would never advance."""
+    digits = line.split(b";", 1)[0].strip()
+    if not 1 <= len(digits) <= 16 or digits.strip(b"0123456789abcdefABCDEF"):
+        raise WireError(f"a chunk of the reply has no readable size: {line[:40]!r}")
+    return int(digits, 16)
+
+
+def _inflate(body: bytes, window: int, encoding: str) -> bytes:
+    """Decompressed, at most MAX_BODY bytes (a small bomb must not fill the memory)."""
+    try:
+        inflater = zlib.decompressobj(window)
+        out = inflater.decompress(body, MAX_BODY + 1)
+    except zlib.error as exc:
+        raise WireError(f"the reply's {encoding} body cannot be decoded: {exc}") from None
+    if len(out) > MAX_BODY or inflater.unconsumed_tail:
+        raise WireError(f"the reply's {encoding} body is larger than {MAX_BODY} bytes decoded")
+    return out
+
+
 def _check_size(body: bytearray) -> None:
     if len(body) > MAX_BODY:
         raise WireError(f"the reply is larger than {MAX_BODY} bytes")
@@ -337,14 +363,11 @@ def _decoded(body: bytes, encoding: str) -> bytes:
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
         return body
-    try:
-        if encoding in ("gzip", "x-gzip"):
-            return zlib.decompress(body, 16 + zlib.MAX_WBITS)
-        if encoding == "deflate":
-            try:
-                return zlib.decompress(body)
-            except zlib.error:
-                return zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate, as some servers send it
-    except zlib.error as exc:
-        raise WireError(f"the reply's {encoding} body cannot be decoded: {exc}") from None
+    if encoding in ("gzip", "x-gzip"):
+        return _inflate(body, 16 + zlib.MAX_WBITS, encoding)
+    if encoding == "deflate":
+        try:
+            return _inflate(body, zlib.MAX_WBITS, encoding)
+        except WireError:
+            return _inflate(body, -zlib.MAX_WBITS, encoding)  # raw deflate, as some servers send it
     raise WireError(f"the reply is encoded as {encoding!r}, which this client cannot read")

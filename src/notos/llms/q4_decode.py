@@ -26,7 +26,6 @@ import functools
 import threading
 
 GROUP = 32  # Q4_1 block size; also a group size the int4 kernel supports
-CACHE_FILE = "q4.safetensors"  # the packs, kept in the weights cache (weights_cache.py)
 LEVELS = 15  # q in 0..15
 EXACT = 1e-5  # a weight matrix counts as Q4_1 when every weight is recovered within this share of its largest
 _state = threading.local()  # set while the model's own thread runs a generation forward pass
@@ -60,6 +59,16 @@ def available(torch) -> bool:
         return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def cache_file() -> str:
+    """The packs' file in the weights cache. The int4 kernel's packed layout depends on torch's
+    version and the CPU path it runs (blocks of 64 columns on AVX512, 32 on AVX2), so both are
+    in the name: a cache shared between machines, or read after a torch upgrade, repacks."""
+    import torch
+
+    capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "unknown")()
+    return f"q4-{torch.__version__}-{capability}.safetensors".replace("+", "_")
 
 
 def file_has_q4_1(gguf_path) -> bool:

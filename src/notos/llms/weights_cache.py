@@ -102,8 +102,8 @@ def _add_file(folder: Path, name: str, write) -> bool:
     """The file, then the manifest, each written beside its final name and renamed into place."""
     tag = f".{os.getpid()}.{uuid.uuid4().hex[:8]}"
     try:
-        if not is_complete(folder):
-            return False  # no float32 weights to stand beside
+        if WEIGHTS not in json.loads((folder / MANIFEST).read_text()).get("files", {}):
+            return False  # no float32 weights to stand beside (the caller has just read or written them)
         write(str(folder / (name + tag)))
         os.replace(folder / (name + tag), folder / name)
         manifest = json.loads((folder / MANIFEST).read_text())

@@ -261,11 +261,10 @@ class RunStore:
         self.committed(step, fingerprint).add(index, sig)
 
     def load(self, step: str, fingerprint: str, index: int, sig: str) -> list[dict]:
-        return on_arrow_thread(self._load, self._part(step, fingerprint, index, sig, "parquet"))
-
-    def _load(self, rel: str) -> list[dict]:
-        table = self.files.read_table(rel)
-        return [] if table is None else table.to_pylist()
+        # The bytes are fetched here (a slow S3 GET must not hold up other steps' commits);
+        # only the decoding, which allocates through Arrow, goes to the Arrow thread.
+        data = self.files.read_bytes(self._part(step, fingerprint, index, sig, "parquet"))
+        return [] if data is None else on_arrow_thread(_decode_rows, data)
 
     # -- global steps -------------------------------------------------------------------
     def global_parts(self, step: str, fingerprint: str) -> list[tuple[int, str]] | None:
@@ -358,3 +357,10 @@ def empty_table(columns: dict[str, str]) -> pa.Table:
     """No rows, the leaf's columns: declared types where a step declared one, null elsewhere."""
     names = {"row_id": "str", **columns, "_error": "str"}
     return pa.table({n: pa.array([], DECLARED_TYPES.get(str(t).rstrip("?"), pa.null())) for n, t in names.items()})
+
+
+def _decode_rows(data: bytes) -> list[dict]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return pq.read_table(pa.BufferReader(data)).to_pylist()

@@ -60,7 +60,9 @@ function showPending(p) {
 }
 async function pollPending() {
   let meta = null;
-  try { meta = await api('/api/meta'); } finally { polling = false; }
+  try { meta = await api('/api/meta'); } catch (err) { meta = null; }
+  polling = false;
+  if (!meta) { polling = true; setTimeout(pollPending, 2000); return; }  // a busy server or a blip: ask again
   if (meta.audit_pending || meta.texts_pending) showPending(meta); else await loadList(true);
 }
 
