@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 
 
-def start_review(data: Path, *extra) -> tuple[subprocess.Popen, str]:
+def start_review(data: Path, *extra, sigint_ignored: bool = False) -> tuple[subprocess.Popen, str]:
+    # sigint_ignored: as a process started in the background of a script gets it
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
     proc = subprocess.Popen([sys.executable, "-m", "notos.cli", "review", str(data), "--no-browser", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ignore)
     for line in proc.stdout:
         found = re.search(r"(http://127\.0\.0\.1:\d+/\?token=\S+)", line)
         if found:
@@ -24,8 +26,8 @@ def start_review(data: Path, *extra) -> tuple[subprocess.Popen, str]:
     raise AssertionError(f"no URL printed: {proc.stderr.read()}")
 
 
-def stop(proc: subprocess.Popen) -> str:
-    proc.send_signal(signal.SIGINT)
+def stop(proc: subprocess.Popen, how=signal.SIGINT) -> str:
+    proc.send_signal(how)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     return out + err
@@ -43,7 +45,7 @@ def request(url: str, body=None, headers=None) -> tuple[int, bytes]:
 
 @pytest.fixture
 def served(review_data):
-    proc, url = start_review(review_data)
+    proc, url = start_review(review_data, sigint_ignored=True)  # Ctrl-C still stops it
     try:
         yield proc, url
     finally:
@@ -98,7 +100,7 @@ def test_two_tabs_editing_at_once_lose_no_edit(served, review_data):
     for t in threads:
         t.join()
     assert errors == []
-    stop(proc)
+    stop(proc, signal.SIGTERM)  # as a service manager stops it
     lines = (review_data.parent / "uf.review" / "edits.jsonl").read_text().splitlines()
     notes = sorted(json.loads(line)["new"] for line in lines)
     assert notes == sorted(f"{n} {i}" for n in ("left", "right") for i in range(25))

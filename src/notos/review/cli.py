@@ -52,6 +52,7 @@ def review(
         import webbrowser
 
         webbrowser.open(running.url)
+    stop_on_signals()
     try:
         while running.thread.is_alive() and not session.wait_loaded(0.5):
             pass
@@ -126,6 +127,18 @@ def push(
         typer.echo(f"wrote {hub.write_card(input, target, license=license, repo_id=repo_id)}")
         return
     typer.echo(f"pushed to {hub.push(input, repo_id, token=os.environ.get(token_env), private=private, license=license)}")
+
+
+def stop_on_signals() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM stop the server cleanly. Set explicitly: a process started in
+    the background of a script inherits SIGINT ignored, and Python then leaves it ignored."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def release_unused_memory() -> None:
