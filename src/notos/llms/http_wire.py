@@ -248,10 +248,8 @@ class _Connection(asyncio.BufferedProtocol):
         buffer = self.buffer
         while True:
             if self.state == HEAD:
-                end = buffer.find(b"\r\n\r\n")
+                end = _find(buffer, b"\r\n\r\n", MAX_HEAD, "the reply's headers never end")
                 if end < 0:
-                    if len(buffer) > MAX_HEAD:
-                        raise WireError("the reply's headers never end")
                     return
                 head = bytes(buffer[:end])
                 del buffer[: end + 4]
@@ -268,10 +266,8 @@ class _Connection(asyncio.BufferedProtocol):
                 self._done(body)
                 return
             elif self.state == CHUNKED:
-                line_end = buffer.find(b"\r\n")
+                line_end = _find(buffer, b"\r\n", MAX_CHUNK_LINE, "a chunk size line of the reply never ends")
                 if line_end < 0:
-                    if len(buffer) > MAX_CHUNK_LINE:
-                        raise WireError("a chunk size line of the reply never ends")
                     return
                 size = _chunk_size(bytes(buffer[:line_end]))
                 if size > MAX_BODY - len(self.body):
@@ -331,6 +327,15 @@ class _Connection(asyncio.BufferedProtocol):
         else:
             self.state, self.keep_alive = TO_CLOSE, False
         return True
+
+
+def _find(buffer: bytearray, separator: bytes, limit: int, never_ends: str) -> int:
+    """Where `separator` starts, or -1 while more bytes may bring it; past `limit` bytes without
+    it the reply is not one this client reads (a hostile server must not fill the memory)."""
+    at = buffer.find(separator)
+    if at < 0 and len(buffer) > limit:
+        raise WireError(never_ends)
+    return at
 
 
 def _chunk_size(line: bytes) -> int:
